@@ -1,0 +1,76 @@
+"""The guest's pytest session: collect once, then run what the host asks.
+
+This mirrors pytest-xdist's worker (xdist/remote.py): the run loop waits
+for commands, runs pytest's normal runtest protocol for each node id, and
+every report is turned into plain data by pytest_report_to_serializable.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import pytest
+
+from .. import protocol
+from . import system
+
+
+class Link:
+    """The guest end of the channel (a virtio-serial character device)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def receive(self) -> dict[str, Any]:
+        return protocol.read_message(lambda n: os.read(self.fd, n))
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = protocol.encode(message)
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+class GuestSession:
+    def __init__(self, link: Link, spec: dict[str, Any]):
+        self.link = link
+        self.spec = spec
+        self.config: Optional[pytest.Config] = None
+        self.collect_errors: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+        for name, value in self.spec.get("options", {}).items():
+            setattr(config.option, name, value)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        self.link.send({"ev": "report", "data": data})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        items = {item.nodeid: item for item in session.items}
+        self.link.send({"ev": "ready", "release": os.uname().release,
+                        "boot_id": system.boot_id(), "collected": len(items),
+                        "errors": self.collect_errors})
+        while True:
+            message = self.link.receive()
+            if message["op"] == "exit":
+                return True
+            if message["op"] != "run":
+                continue
+            item = items.get(message["nodeid"])
+            if item is None:
+                self.link.send({"ev": "missing", "nodeid": message["nodeid"],
+                                "errors": self.collect_errors})
+                continue
+            seq = message["seq"]
+            system.kmsg(protocol.boundary(protocol.BEGIN, seq))
+            item.config.hook.pytest_runtest_protocol(
+                item=item, nextitem=items.get(message.get("next")))
+            system.kmsg(protocol.boundary(protocol.END, seq))
+            self.link.send({"ev": "done", "seq": seq})

@@ -1,0 +1,43 @@
+"""Making a freshly booted guest ready for BPF tests."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+MOUNTS = (
+    ("bpf", "/sys/fs/bpf"),
+    ("tracefs", "/sys/kernel/tracing"),
+    ("debugfs", "/sys/kernel/debug"),
+)
+
+
+def mounted(path: str) -> bool:
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+def prepare() -> None:
+    """Mount bpffs (and tracefs/debugfs where the kernel has them).
+
+    Also lifts the rate limit on /dev/kmsg, through which the worker marks
+    where each test begins and ends on the console.
+    """
+    Path("/proc/sys/kernel/printk_devkmsg").write_text("on\n")
+    for fstype, path in MOUNTS:
+        if mounted(path):
+            continue
+        Path(path).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", fstype, fstype, path],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 and fstype == "bpf":
+            raise RuntimeError(f"cannot mount bpffs: {proc.stderr.strip()}")
+
+
+def kmsg(text: str) -> None:
+    """A line in the kernel log (and so on the console the host reads)."""
+    with open("/dev/kmsg", "w") as f:
+        f.write(f"<5>{text}\n")
+
+
+def boot_id() -> str:
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()

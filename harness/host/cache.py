@@ -1,0 +1,113 @@
+"""The on-disk cache of fetched kernels: layout, manifests, checksums, locks.
+
+An entry is a directory published by a single rename, with manifest.json
+written last inside it; an entry whose manifest is missing or whose files
+do not match the recorded checksums is treated as absent (and refetched).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+MANIFEST = "manifest.json"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("BPFVM_CACHE"):
+        return Path(os.environ["BPFVM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "bpfvm"
+
+
+def kernels_dir() -> Path:
+    return cache_dir() / "kernels"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_digest(path: Path) -> str:
+    """Digest of a directory's file names and sizes (cheap; catches truncation)."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root, name)
+            if full.is_symlink():
+                continue
+            h.update(f"{full.relative_to(path)}\0{full.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def read_manifest(entry: Path) -> Optional[dict]:
+    try:
+        return json.loads((entry / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify(entry: Path) -> Optional[str]:
+    """Why the entry cannot be used, or None when it is whole."""
+    manifest = read_manifest(entry)
+    if manifest is None:
+        return f"{entry} has no readable {MANIFEST}"
+    for rel, want in manifest.get("sha256", {}).items():
+        path = entry / rel
+        if not path.is_file():
+            return f"{path} is missing"
+        if sha256_file(path) != want:
+            return f"{path} does not match its recorded sha256"
+    modules = manifest.get("modules")
+    if modules and tree_digest(entry / modules) != manifest.get("modules_digest"):
+        return f"{entry / modules} does not match its recorded file list"
+    return None
+
+
+def staging(parent: Path, key: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".staging-{key}-", dir=parent))
+
+
+def publish(staged: Path, final: Path) -> None:
+    """Atomically replace final with staged (both in the same directory)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(staged, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep(parent: Path, key: str) -> None:
+    """Remove what interrupted fetches of key left (call with key's lock held)."""
+    if not parent.is_dir():
+        return
+    for path in parent.iterdir():
+        if path.name.startswith((f".staging-{key}-", f".old-{key}-")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """An exclusive lock shared by every bpfvm process using this cache."""
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,75 @@
+"""The kernel catalog (kernels/catalog.toml): which kernels can be fetched."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from ..target import ARCHES
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "kernels" / "catalog.toml"
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    arch: str
+    suite: str
+    package: str
+
+    @property
+    def key(self) -> str:
+        """Directory name of this entry in the cache."""
+        return f"{self.name}-{self.arch}"
+
+
+def catalog_path() -> Path:
+    return Path(os.environ.get("BPFVM_CATALOG", DEFAULT_PATH))
+
+
+def parse(text: str) -> list[Entry]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CatalogError(f"kernel catalog is not valid TOML: {e}") from None
+    entries = []
+    seen = set()
+    for i, raw in enumerate(data.get("kernel", [])):
+        missing = {"name", "arch", "suite", "package"} - raw.keys()
+        if missing:
+            raise CatalogError(f"kernel catalog entry {i + 1} lacks {', '.join(sorted(missing))}")
+        entry = Entry(str(raw["name"]), raw["arch"], raw["suite"], raw["package"])
+        if entry.arch not in ARCHES:
+            raise CatalogError(f"kernel catalog entry {entry.name}: unknown arch {entry.arch!r}")
+        if (entry.name, entry.arch) in seen:
+            raise CatalogError(f"kernel catalog lists {entry.name} for {entry.arch} twice")
+        seen.add((entry.name, entry.arch))
+        entries.append(entry)
+    return entries
+
+
+def load(path: Path | None = None) -> list[Entry]:
+    path = path or catalog_path()
+    try:
+        return parse(path.read_text())
+    except OSError as e:
+        raise CatalogError(f"cannot read kernel catalog {path}: {e.strerror}") from None
+
+
+def lookup(entries: list[Entry], name: str, arch: str) -> Entry:
+    for entry in entries:
+        if entry.name == name and entry.arch == arch:
+            return entry
+    names = sorted({e.name for e in entries if e.arch == arch})
+    raise CatalogError(
+        f"unknown kernel {name!r} for {arch}; known: {', '.join(names)}, "
+        "'host', or a path to a bzImage/Image or kernel build tree")

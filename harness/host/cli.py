@@ -1,0 +1,124 @@
+"""The `bpfvm` command: kernel catalog and cache, and a health check."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..target import ARCHES, host_arch
+from . import accel, aptsources, cache, catalog, fetch, resolve
+from .aptsources import MirrorError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    entries = catalog.load()
+    rows = [("NAME", "ARCH", "SOURCE", "CACHED")]
+    for e in entries:
+        entry_dir = cache.kernels_dir() / e.key
+        manifest = cache.read_manifest(entry_dir)
+        if manifest is None:
+            cached = "-"
+        else:
+            problem = cache.verify(entry_dir)
+            cached = f"{manifest['release']} ({manifest['debian_version']})"
+            if problem:
+                cached += " [damaged: will be refetched]"
+        rows.append((e.name, e.arch, f"debian {e.suite}: {e.package}", cached))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    entries = catalog.load()
+    names = args.names or list(dict.fromkeys(e.name for e in entries))
+    for name in names:
+        entry = catalog.lookup(entries, name, args.arch)
+        fetch.fetch(entry, progress=lambda line: print(line, flush=True), show_apt=True)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check: ok/FAIL/warn, what was found, and the fix."""
+    checks = []
+
+    def check(name: str, ok: bool, detail: str, fix: str = "", warn: bool = False) -> None:
+        status = "ok" if ok else ("warn" if warn else "FAIL")
+        checks.append(ok or warn)
+        print(f"{status:4}  {name:18} {detail}" + (f" -> {fix}" if fix and not ok else ""))
+
+    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("vng", "virtme-ng"),
+                      ("clang", "clang"), ("bpftool", "bpftool")):
+        found = shutil.which(tool, path=os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", ""), "/usr/sbin"]))
+        fix = f"pip install {pkg}" if tool == "vng" else f"apt-get install {pkg}"
+        check(tool, found is not None, found or "not found", fix)
+    cdir = cache.cache_dir()
+    try:
+        cdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cdir):
+            pass
+        free = shutil.disk_usage(cdir).free / 1e9
+        check("cache", free > 2, f"{cdir} writable, {free:.1f} GB free",
+              "free some space or set BPFVM_CACHE", warn=True)
+    except OSError as e:
+        check("cache", False, f"{cdir}: {e.strerror}", "set BPFVM_CACHE to a writable directory")
+    try:
+        uri, _keyring = aptsources.mirror()
+        check("mirror", True, f"{uri} (from apt sources)")
+    except MirrorError as e:
+        check("mirror", False, str(e))
+    if not accel.kvm_device_usable():
+        check("kvm", False, "/dev/kvm missing or not accessible: tests run under TCG (slower)",
+              warn=True)
+    else:
+        target = _probe_target()
+        if target is None:
+            check("kvm", False, "/dev/kvm present; no cached kernel to probe it with",
+                  "run 'bpfvm kernels fetch 6.12' first", warn=True)
+        else:
+            works, detail = accel.probe(target)
+            check("kvm", works, f"{detail} (probed with {target.describe()})",
+                  "tests fall back to TCG (slower)", warn=True)
+    return 0 if all(checks) else 1
+
+
+def _probe_target():
+    for entry in catalog.load():
+        if entry.arch != host_arch():
+            continue
+        entry_dir = cache.kernels_dir() / entry.key
+        if cache.read_manifest(entry_dir) and cache.verify(entry_dir) is None:
+            target = resolve.parse(entry.name, entry.arch, [entry])
+            resolve.materialize(target, [entry], progress=lambda _: None)
+            return target
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bpfvm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    kernels = sub.add_parser("kernels", help="the kernel catalog and cache")
+    ksub = kernels.add_subparsers(dest="action", required=True)
+    ksub.add_parser("list", help="catalog entries and what is cached").set_defaults(func=cmd_list)
+    f = ksub.add_parser("fetch", help="fetch (or update) kernels into the cache")
+    f.add_argument("names", nargs="*", help="catalog names (default: all)")
+    f.add_argument("--arch", default=host_arch(), choices=ARCHES)
+    f.set_defaults(func=cmd_fetch)
+    sub.add_parser("doctor", help="check the tools, the cache and KVM").set_defaults(func=cmd_doctor)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError) as e:
+        print(f"bpfvm: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

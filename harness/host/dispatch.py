@@ -1,0 +1,73 @@
+"""Running one pytest item in a VM and turning the outcome into reports."""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import pytest
+from _pytest.reports import TestReport
+
+from ..protocol import END, boundary
+from . import console
+from .vm import Vm, VmError, VmTimeout
+
+PHASES = ("setup", "call", "teardown")
+
+
+def synthesize(item: pytest.Item, got: list[TestReport], message: str) -> list[TestReport]:
+    """Reports that close a test whose guest never finished it.
+
+    The phase that was running fails with message; a teardown report follows
+    so that reporters (junit among them) see the test end.
+    """
+    done = {r.when for r in got}
+    phase = next((p for p in PHASES if p not in done), "teardown")
+    reports = [TestReport(item.nodeid, item.location, {}, "failed", message, phase)]
+    if phase != "teardown":
+        reports.append(TestReport(item.nodeid, item.location, {}, "passed", None, "teardown"))
+    return reports
+
+
+def blame_splat(reports: list[TestReport], excerpt: str, log_path: str) -> None:
+    """Fail a test whose run put a kernel oops/BUG/WARNING on the console."""
+    message = (f"the kernel reported a problem on the console during this test "
+               f"(console log: {log_path}):\n{excerpt}")
+    target = next((r for r in reports if r.when == "call"), reports[-1] if reports else None)
+    if target is None:
+        return
+    if target.passed or target.skipped:
+        target.outcome = "failed"
+        target.longrepr = message
+    else:
+        target.sections.append(("kernel console", message))
+
+
+def run(vm: Vm, item: pytest.Item, nodeid: str, nextid: Optional[str],
+        seq: int, timeout: float) -> tuple[list[TestReport], Optional[VmError]]:
+    """Run item in vm; (reports, the VM error that ended it, if any)."""
+    config = item.config
+    reports: list[TestReport] = []
+    deadline = time.monotonic() + timeout
+    try:
+        vm.send({"op": "run", "nodeid": nodeid, "next": nextid, "seq": seq})
+        while True:
+            message = vm.receive(deadline, what=item.nodeid)
+            if message["ev"] == "report":
+                reports.append(config.hook.pytest_report_from_serializable(
+                    config=config, data=message["data"]))
+            elif message["ev"] == "missing":
+                errors = "\n".join(message["errors"]) or "(no collection errors)"
+                return synthesize(item, reports, f"the guest did not collect {nodeid}:\n{errors}"), None
+            elif message["ev"] == "done":
+                break
+    except VmTimeout as e:
+        head = f"timed out after {timeout:.0f}s (bpfvm_timeout); the VM was killed"
+        return synthesize(item, reports, f"{head}: {e}"), e
+    except VmError as e:
+        return synthesize(item, reports, f"the guest VM died: {e}"), e
+    text = vm.wait_console(boundary(END, seq) + "\n")
+    segment = console.between(text, seq)
+    splat = console.find_splat(segment) if segment is not None else None
+    if splat:
+        blame_splat(reports, splat, str(vm.log_path))
+    return reports, None

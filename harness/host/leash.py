@@ -1,0 +1,77 @@
+"""Keeps a VM on a leash: it dies, and its files go, when its owner does.
+
+Usage: python -m harness.host.leash FD RUNDIR LOG -- COMMAND...
+
+Runs COMMAND (virtme-ng, which runs QEMU) in a process group of its own,
+with TMPDIR inside RUNDIR, and waits for it. Its output is copied to LOG
+through a pipe: QEMU reopens its stderr (/proc/self/fd/2) for the kernel
+console, and with a plain file that reopening would truncate the file and
+interleave two write offsets; through a pipe both streams arrive whole. FD is the read end of a pipe
+whose write end only the owning pytest process holds. When that pipe
+reads EOF (the owner exited, however abruptly: SIGKILL, an xdist worker
+crash) or this process gets SIGTERM/SIGINT/SIGHUP, the command's whole
+process group is killed and RUNDIR removed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+
+def main(argv: list[str]) -> int:
+    fd, rundir, log_path = int(argv[0]), argv[1], argv[2]
+    command = argv[argv.index("--") + 1:]
+    tmp = os.path.join(rundir, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    out_r, out_w = os.pipe()
+    child = subprocess.Popen(command, start_new_session=True, stdout=out_w, stderr=out_w,
+                             env=dict(os.environ, TMPDIR=tmp))
+    os.close(out_w)
+    copier = threading.Thread(target=_copy, args=(out_r, log_path), daemon=True)
+    copier.start()
+    lock = threading.RLock()
+
+    def cut(*_args) -> None:
+        with lock:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
+            copier.join(2)
+            shutil.rmtree(rundir, ignore_errors=True)
+            os._exit(1)
+
+    def watch() -> None:
+        while os.read(fd, 4096):
+            pass
+        cut()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, cut)
+    threading.Thread(target=watch, daemon=True).start()
+    code = child.wait()
+    with lock:
+        try:  # anything QEMU's helpers left running in the group
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        copier.join(5)
+        return code
+
+
+def _copy(fd: int, log_path: str) -> None:
+    with open(log_path, "ab", buffering=0) as log:
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return
+            log.write(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

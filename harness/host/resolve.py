@@ -1,0 +1,90 @@
+"""Turning --kernel values into Targets: catalog names, 'host', or paths."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import kconfig
+from ..target import ARCHES, Target
+from . import cache, catalog, fetch
+
+KERNEL_IMAGE = {"x86_64": "arch/x86/boot/bzImage", "arm64": "arch/arm64/boot/Image"}
+
+
+class ResolveError(ValueError):
+    pass
+
+
+def split_specs(value: str) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()]
+
+
+def parse(spec: str, arch: str, entries: list[catalog.Entry]) -> Target:
+    """The Target a --kernel value names; catalog kernels are not fetched yet."""
+    if arch not in ARCHES:
+        raise ResolveError(f"unknown arch {arch!r}; use one of {', '.join(ARCHES)}")
+    if spec == "host":
+        release = os.uname().release
+        return Target("host", arch, "host", release=release, version=release,
+                      config=kconfig.running_config_path())
+    if "/" in spec or os.path.exists(spec):
+        return from_path(Path(spec), arch)
+    entry = catalog.lookup(entries, spec, arch)
+    return Target(entry.name, entry.arch, "catalog")
+
+
+def materialize(target: Target, entries: list[catalog.Entry],
+                progress: Callable[[str], None]) -> None:
+    """Fill in a catalog target from the cache, fetching it if it is not there."""
+    if target.kind != "catalog" or target.vmlinuz:
+        return
+    entry = catalog.lookup(entries, target.name, target.arch)
+    entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
+    manifest = cache.read_manifest(entry_dir)
+    assert manifest is not None
+    target.release = manifest["release"]
+    target.version = manifest["version"]
+    target.vmlinuz = str(entry_dir / manifest["vmlinuz"])
+    target.config = str(entry_dir / manifest["config"])
+
+
+def from_path(path: Path, arch: str) -> Target:
+    """A user's kernel: a build tree, or an image file (config beside it if any)."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise ResolveError(f"kernel path {path} does not exist")
+    if path.is_dir():
+        image = path / KERNEL_IMAGE[arch]
+        if not image.is_file():
+            raise ResolveError(f"{path} is not a built kernel tree for {arch}: "
+                               f"{KERNEL_IMAGE[arch]} is missing (run make first)")
+        release_file = path / "include/config/kernel.release"
+        release = release_file.read_text().strip() if release_file.exists() else image_release(image)
+        config = path / ".config"
+        return Target(release or path.name, arch, "path", release=release or "",
+                      version=release or "", vmlinuz=str(image),
+                      config=str(config) if config.exists() else None, kdir=str(path))
+    release = image_release(path)
+    if release is None:
+        raise ResolveError(f"{path} is not a kernel image (no Linux version found in it)")
+    config = next((c for c in (path.parent / f"config-{release}", path.parent / ".config",
+                               path.parent / "config") if c.exists()), None)
+    return Target(release, arch, "path", release=release, version=release,
+                  vmlinuz=str(path), config=str(config) if config else None)
+
+
+def image_release(path: Path) -> Optional[str]:
+    """The kernel release a bzImage/Image declares, as `file` reads it."""
+    try:
+        out = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        out = ""
+    m = re.search(r"[Vv]ersion (\S{3,})", out)
+    if m:
+        return m.group(1)
+    with open(path, "rb") as f:
+        m = re.search(rb"Linux version (\S{3,})", f.read())
+    return m.group(1).decode() if m else None

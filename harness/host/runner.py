@@ -1,0 +1,233 @@
+"""The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from .. import kconfig, requirements
+from ..items import marks_of, target_of
+from ..target import Target
+from . import accel, catalog, dispatch, resolve
+from .catalog import CatalogError
+from .fetch import FetchError
+from .aptsources import MirrorError
+from .vm import Vm, VmError, VmOptions
+
+# Options that only mean something on the host; everything else in
+# config.option is handed to the guest's pytest (as pytest-xdist does).
+HOST_ONLY_OPTIONS = {
+    "file_or_dir", "numprocesses", "maxprocesses", "dist", "distload", "tx", "rsyncdir",
+    "rsyncignore", "testrunuid", "looponfail", "xmlpath", "junitprefix", "lf",
+    "failedfirst", "last_failed_no_failures", "newfirst", "cacheclear", "cacheshow",
+    "stepwise", "stepwise_skip", "keyword", "markexpr", "deselect", "ignore",
+    "ignore_glob", "collectonly", "exitfirst", "maxfail", "usepdb", "usepdb_cls",
+    "trace", "basetemp", "rootdir", "inifilename", "confcutdir", "plugins", "capture",
+    "continue_on_collection_errors", "override_ini", "help", "version", "debug",
+    "showfixtures", "show_fixtures_per_test", "setuponly", "setupplan", "setupshow",
+    "durations", "durations_min", "pastebin", "reportchars", "color", "code_highlight",
+    "noconftest", "pyargs", "traceconfig", "runxfail",
+}
+
+
+class HostRun:
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.targets: dict[str, Target] = {}
+        self.vms: dict[str, Vm] = {}
+        self.broken: dict[str, str] = {}
+        self.seq = 0
+        self.accel = "tcg"
+        self.files: dict[str, set[str]] = {}
+        self.entries: list = []
+        self.prepared = False
+
+    # -- setup -----------------------------------------------------------
+
+    def parse_targets(self) -> None:
+        """Targets from --kernel/--arch (or the ini default), without fetching."""
+        opt = self.config.getoption
+        specs = resolve.split_specs(opt("kernel") or self.config.getini("bpfvm_kernels"))
+        try:
+            self.entries = catalog.load()
+            for spec in specs:
+                target = resolve.parse(spec, opt("arch"), self.entries)
+                self.targets[target.id] = target
+        except (CatalogError, resolve.ResolveError) as e:
+            raise pytest.UsageError(str(e)) from None
+        if any(t.kind == "host" for t in self.targets.values()) and os.geteuid() != 0:
+            raise pytest.UsageError("--kernel host runs tests on the running kernel and needs "
+                                    "root; run pytest as root or pick a VM kernel")
+
+    def prepare(self) -> None:
+        """Fetch what is missing and decide the accelerator (once per process)."""
+        if self.prepared:
+            return
+        self.prepared = True
+        try:
+            for target in self.targets.values():
+                resolve.materialize(target, self.entries, self._progress)
+        except (CatalogError, FetchError, MirrorError) as e:
+            raise pytest.UsageError(str(e)) from None
+        self.decide_accel()
+
+    def decide_accel(self) -> None:
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput and "bpfvm_accel" in workerinput:
+            self.accel = workerinput["bpfvm_accel"]
+            return
+        vm_targets = [t for t in self.targets.values() if t.in_vm]
+        if not vm_targets:
+            return
+        requested = self.config.getoption("accel")
+        try:
+            self.accel, warning = accel.decide(
+                requested, accel.kvm_device_usable(), lambda: accel.probe(vm_targets[0]))
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
+        if warning:
+            self._progress(warning)
+
+    def _progress(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and not hasattr(self.config, "workerinput"):
+            reporter.write_line(line)
+
+    def vm_options(self) -> VmOptions:
+        getini = self.config.getini
+        opt = self.config.getoption
+        logdir = opt("bpfvm_logdir") or Path(
+            self.config._tmp_path_factory.getbasetemp()) / "bpfvm-logs"  # type: ignore[attr-defined]
+        return VmOptions(accel=self.accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
+                         memory=opt("bpfvm_memory") or getini("bpfvm_memory"),
+                         boot_timeout=float(getini("bpfvm_boot_timeout")),
+                         logdir=Path(logdir))
+
+    def timeout(self) -> float:
+        return float(self.config.getoption("bpfvm_timeout") or self.config.getini("bpfvm_timeout"))
+
+    # -- collection ------------------------------------------------------
+
+    def decide_requirements(self, items: list[pytest.Item]) -> None:
+        """Skip, without a boot, items whose requirements the host can rule out."""
+        if self.config.getoption("collectonly"):
+            return
+        if any(target_of(item) is not None for item in items):
+            self.prepare()
+        configs: dict[str, Optional[dict[str, str]]] = {}
+        for item in items:
+            target = target_of(item)
+            if target is None:
+                continue
+            if target.in_vm:
+                self.files.setdefault(target.id, set()).add(str(item.path))
+            if target.id not in configs:
+                configs[target.id] = kconfig.load(target.config) if target.config else None
+            try:
+                reason = requirements.evaluate(target, marks_of(item), configs[target.id])
+            except requirements.Undecided:
+                continue
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                item.stash[SKIP_ON_HOST] = True
+
+    # -- running ---------------------------------------------------------
+
+    def run_item(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+        target = target_of(item)
+        assert target is not None
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        next_target = target_of(nextitem) if nextitem is not None else None
+        nextid = nextitem.nodeid if next_target is not None and next_target.id == target.id else None
+        try:
+            vm = self.vm_for(target)
+        except VmError as e:
+            reports = dispatch.synthesize(item, [], f"cannot boot kernel {target.describe()}: {e}")
+        else:
+            self.seq += 1
+            reports, error = dispatch.run(vm, item, item.nodeid, nextid, self.seq, self.timeout())
+            if error is not None:
+                vm.kill()
+                del self.vms[target.id]
+        for report in reports:
+            ihook.pytest_runtest_logreport(report=report)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    def vm_for(self, target: Target) -> Vm:
+        vm = self.vms.get(target.id)
+        if vm is not None and vm.alive:
+            return vm
+        if target.id in self.broken:
+            raise VmError(self.broken[target.id])
+        vm = Vm(target, self.vm_options(), self.guest_spec(target))
+        try:
+            vm.start()
+        except VmError as e:
+            self.broken[target.id] = f"(boot failed earlier in this run) {e}"
+            raise
+        self.vms[target.id] = vm
+        return vm
+
+    def guest_spec(self, target: Target) -> dict[str, Any]:
+        config = self.config
+        rootdir = str(config.rootpath)
+        args = sorted(self.files.get(target.id, ()))
+        args += ["--rootdir", rootdir, "-p", "no:cacheprovider", "-p", "no:terminal",
+                 "--continue-on-collection-errors", "--basetemp", "/tmp/bpfvm-guest",
+                 f"--capture={config.getoption('capture')}"]
+        for plugin in entry_point_plugins(config):
+            args += ["-p", plugin]
+        if config.inipath:
+            args += ["-c", str(config.inipath)]
+        return {
+            "rootdir": rootdir,
+            "args": args,
+            "options": forwarded_options(config),
+            "env": {"BPFVM_GUEST": target.to_json(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                    "BPFVM_HOST_BOOT_ID": Path("/proc/sys/kernel/random/boot_id").read_text().strip()},
+        }
+
+    def shutdown(self) -> None:
+        for vm in self.vms.values():
+            vm.stop()
+        self.vms.clear()
+
+    def kill_all(self) -> None:
+        for vm in self.vms.values():
+            vm.kill()
+        self.vms.clear()
+
+
+def entry_point_plugins(config: pytest.Config) -> list[str]:
+    """Modules of the setuptools-registered plugins active on the host.
+
+    The guest loads exactly these (autoload off): scanning every installed
+    distribution's entry points costs seconds over 9p under TCG.
+    """
+    names = []
+    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
+        name = getattr(plugin, "__name__", None)
+        if name and not name.startswith("xdist"):
+            names.append(name)
+    return names
+
+
+def forwarded_options(config: pytest.Config) -> dict[str, Any]:
+    options = {}
+    for name, value in vars(config.option).items():
+        if name in HOST_ONLY_OPTIONS or name.startswith("bpfvm") or name in ("kernel", "arch", "accel"):
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        options[name] = value
+    return options
+
+
+SKIP_ON_HOST = pytest.StashKey[bool]()

@@ -1,0 +1,42 @@
+"""pytest-xdist scheduling that keeps each kernel on as few workers as possible.
+
+Booting is the dominant cost, so tests are grouped by the kernel in their
+id and each group goes to one worker. When there are more workers than
+kernels, a kernel's tests are grouped per module instead, so the spare
+workers boot that kernel too and share its modules.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from xdist.scheduler import LoadScopeScheduling
+
+
+def kernel_of(nodeid: str, kernel_ids: Sequence[str]) -> Optional[str]:
+    """The kernel id among the parameters of nodeid, if any."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    params = nodeid[nodeid.index("[") + 1:-1]
+    for kid in sorted(kernel_ids, key=len, reverse=True):
+        if params == kid or params.endswith("-" + kid):
+            return kid
+    return None
+
+
+def scope_of(nodeid: str, kernel_ids: Sequence[str], workers: int) -> str:
+    kid = kernel_of(nodeid, kernel_ids)
+    if kid is None:
+        return nodeid
+    if workers > len(kernel_ids):
+        return f"{kid}::{nodeid.split('::', 1)[0]}"
+    return kid
+
+
+class KernelScheduling(LoadScopeScheduling):
+    def __init__(self, config, log=None, kernel_ids: Sequence[str] = ()):
+        super().__init__(config, log)
+        self.kernel_ids = list(kernel_ids)
+        self.workers = len(config.getoption("tx") or ()) or 1
+
+    def _split_scope(self, nodeid: str) -> str:
+        return scope_of(nodeid, self.kernel_ids, self.workers)

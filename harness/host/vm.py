@@ -1,0 +1,245 @@
+"""One guest VM: booted with virtme-ng, talked to over a virtio-serial port.
+
+The kernel console (and QEMU's own stderr) go to a log file; the guest
+worker's messages travel on a separate virtio-serial port that QEMU
+exposes as a unix socket in the VM's private run directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import protocol
+from ..protocol import PORT_NAME
+from ..target import Target
+from . import console
+
+_VIRTIO_SERIAL = {"x86_64": "virtio-serial-pci", "arm64": "virtio-serial-device"}
+
+
+class VmError(RuntimeError):
+    """The VM cannot be used; the message says why and where its console log is."""
+
+
+class VmDied(VmError):
+    pass
+
+
+class VmTimeout(VmError):
+    pass
+
+
+@dataclasses.dataclass
+class VmOptions:
+    accel: str = "tcg"
+    cpus: int = 2
+    memory: str = "1G"
+    boot_timeout: float = 300.0
+    logdir: Path = Path(tempfile.gettempdir())
+
+
+def vng_command(target: Target, opts: VmOptions, sock: Path, command: str) -> list[str]:
+    vng = shutil.which("vng", path=_tool_path())
+    if vng is None:
+        raise VmError("virtme-ng (vng) is not installed; run the README's install command "
+                      "or 'pip install virtme-ng'")
+    kernel = target.kdir or target.vmlinuz
+    qemu_opts = (f"-chardev socket,id=bpfvm,path={sock},server=on,wait=off "
+                 f"-device {_VIRTIO_SERIAL[target.arch]},id=bpfvmser "
+                 f"-device virtserialport,bus=bpfvmser.0,name={PORT_NAME},chardev=bpfvm")
+    # --force-9p: virtme-ng would otherwise try virtiofsd first, and where only
+    # QEMU's old C virtiofsd is installed that costs seconds before falling back.
+    cmd = [vng, "--run", str(kernel), "--verbose", "--force-9p", "--cpus", str(opts.cpus),
+           "--memory", opts.memory, f"--qemu-opts={qemu_opts}"]
+    if opts.accel != "kvm":
+        cmd.append("--disable-kvm")
+    if target.arch != "x86_64":
+        cmd += ["--arch", "arm64" if target.arch == "arm64" else target.arch]
+    return cmd + ["--exec", command]
+
+
+def _tool_path() -> str:
+    """PATH with this interpreter's bin dir first, where pip put vng."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+class Vm:
+    """A booted guest running the bpfvm worker, reachable by messages."""
+
+    _count = 0
+
+    def __init__(self, target: Target, opts: VmOptions, guest_spec: dict[str, Any]):
+        self.target = target
+        self.opts = opts
+        self.guest_spec = guest_spec
+        Vm._count += 1
+        self.log_path = opts.logdir / f"console-{target.id}-{os.getpid()}-{Vm._count}.log"
+        self.rundir: Optional[Path] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self.sock: Optional[socket.socket] = None
+        self._leash_w: Optional[int] = None
+        self._decoder = protocol.Decoder()
+        self._inbox: list[dict[str, Any]] = []
+        self.boot_seconds = 0.0
+        self.ready: dict[str, Any] = {}
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.opts.logdir.mkdir(parents=True, exist_ok=True)
+        self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-"))
+        spec_path = self.rundir / "guest.json"
+        spec_path.write_text(json.dumps(self.guest_spec))
+        sock_path = self.rundir / "chan.sock"
+        command = f"exec {sys.executable} -m harness.guest.worker {spec_path}"
+        cmd = vng_command(self.target, self.opts, sock_path, command)
+        leash_r, self._leash_w = os.pipe()
+        env = dict(os.environ, PATH=_tool_path(), PYTHONDONTWRITEBYTECODE="1")
+        self.log_path.write_text(f"$ {' '.join(cmd)}\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.host.leash", str(leash_r), str(self.rundir),
+             str(self.log_path), "--", *cmd],
+            stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True, env=env,
+            cwd=self.guest_spec["rootdir"])
+        os.close(leash_r)
+        deadline = started + self.opts.boot_timeout
+        try:
+            self._connect(sock_path, deadline)
+            self.send({"op": "hello"})
+            self.ready = self.receive(deadline, what="boot")
+        except VmError:
+            self.kill()
+            raise
+        if self.ready.get("ev") != "ready":
+            self.kill()
+            raise VmError(f"guest worker on {self.target.id} failed to start: "
+                          f"{self.ready.get('error', self.ready)} (console log: {self.log_path})")
+        self.boot_seconds = time.monotonic() - started
+
+    def _connect(self, path: Path, deadline: float) -> None:
+        while True:
+            self._check_alive("boot")
+            if path.exists():
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(str(path))
+                    self.sock = sock
+                    return
+                except OSError:
+                    sock.close()
+            if time.monotonic() > deadline:
+                raise VmTimeout(self._explain(f"QEMU did not open its channel within "
+                                              f"{self.opts.boot_timeout:.0f}s"))
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to finish, wait for the guest to power off, then clean up."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.poll() is None and self.sock is not None:
+                self.send({"op": "exit"})
+                self.proc.wait(timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the VM (through its leash) and remove its run directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self._leash_w is not None:
+            os.close(self._leash_w)
+            self._leash_w = None
+        if self.rundir is not None:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.sock is not None
+
+    # -- messages --------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.sendall(protocol.encode(message))
+        except OSError as e:
+            raise VmDied(self._explain(f"lost the guest channel ({e.strerror})")) from None
+
+    def receive(self, deadline: float, what: str = "test") -> dict[str, Any]:
+        """The next message from the guest; VmDied/VmTimeout when none can come."""
+        assert self.sock is not None
+        while not self._inbox:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise VmTimeout(self._explain(f"no answer from the guest in time during {what}"))
+            self.sock.settimeout(min(remaining, 0.5))
+            try:
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                self._check_alive(what)
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._wait_exit(5)
+                self._check_alive(what)
+                raise VmDied(self._explain(f"the guest closed its channel during {what}"))
+            self._inbox += self._decoder.feed(data)
+        return self._inbox.pop(0)
+
+    def _wait_exit(self, seconds: float) -> None:
+        try:
+            self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _check_alive(self, what: str) -> None:
+        code = self.proc.poll() if self.proc else None
+        if code is not None:
+            raise VmDied(self._explain(f"the VM exited with status {code} during {what}"))
+
+    # -- console ---------------------------------------------------------
+
+    def console_text(self) -> str:
+        try:
+            return self.log_path.read_bytes().decode(errors="replace").replace("\r", "")
+        except OSError:
+            return ""
+
+    def wait_console(self, needle: str, timeout: float = 5.0) -> str:
+        """The console text once needle has appeared in it (or after timeout)."""
+        end = time.monotonic() + timeout
+        while True:
+            text = self.console_text()
+            if needle in text or time.monotonic() > end:
+                return text
+            time.sleep(0.05)
+
+    def _explain(self, what: str) -> str:
+        text = self.console_text()
+        splat = console.find_splat(text)
+        excerpt = splat if splat else console.tail(text)
+        return (f"{what} on kernel {self.target.describe()}\n"
+                f"console log: {self.log_path}\n{excerpt}")

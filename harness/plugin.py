@@ -1,0 +1,210 @@
+"""The bpfvm pytest plugin (entry point 'bpfvm').
+
+On the host it parametrizes VM tests by kernel and runs each in a guest;
+inside a guest (BPFVM_GUEST set by the worker) it parametrizes the same
+tests for the one kernel it runs on, so node ids match the host's, and
+checks the requirement markers against the running kernel.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from . import kconfig, requirements
+from .items import KERNEL_PARAM, marks_of, target_of
+from .target import Target, host_arch
+
+RUN_KEY = pytest.StashKey[object]()
+GUEST_ENV = "BPFVM_GUEST"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bpfvm", "running tests inside VMs on real kernels")
+    group.addoption("--kernel", default=None,
+                    help="kernels to run VM tests on, comma-separated: catalog names "
+                         "(5.10, 6.1, 6.12, latest), 'host', or a path to a bzImage/Image "
+                         "or kernel build tree (default: ini bpfvm_kernels)")
+    group.addoption("--arch", default=host_arch(), help="guest architecture (x86_64, arm64)")
+    group.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
+                    help="QEMU accelerator; auto probes KVM once and falls back to TCG")
+    group.addoption("--bpfvm-timeout", type=float, default=None,
+                    help="seconds one test may take in a VM before the VM is killed")
+    group.addoption("--bpfvm-cpus", type=int, default=None, help="vCPUs per VM")
+    group.addoption("--bpfvm-memory", default=None, help="memory per VM, e.g. 1G")
+    group.addoption("--bpfvm-logdir", default=None,
+                    help="where VM console logs go (default: under pytest's basetemp)")
+    parser.addini("bpfvm_kernels", "default --kernel value", default="6.12")
+    parser.addini("bpfvm_suites", "paths whose tests run inside VMs", type="paths",
+                  default=[])
+    parser.addini("bpfvm_timeout", "seconds one test may take in a VM", default="600")
+    parser.addini("bpfvm_boot_timeout", "seconds a VM may take to boot", default="300")
+    parser.addini("bpfvm_cpus", "vCPUs per VM", default="2")
+    parser.addini("bpfvm_memory", "memory per VM", default="1G")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vm: run this test inside a VM on each selected kernel")
+    config.addinivalue_line("markers", "kernel(spec): needs a kernel version, e.g. '>=5.15'")
+    config.addinivalue_line("markers", "kconfig(*options): needs kernel options, e.g. 'CONFIG_NETDEVSIM'")
+    config.addinivalue_line("markers", "arch(*arches): runs only on these guest arches")
+    if os.environ.get(GUEST_ENV) or config.getoption("help", False) or config.getoption("version", 0):
+        return
+    from .host.runner import HostRun
+
+    run = HostRun(config)
+    run.parse_targets()
+    config.stash[RUN_KEY] = run
+    atexit.register(run.kill_all)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _host_run(config: pytest.Config):
+    return config.stash.get(RUN_KEY, None)
+
+
+def guest_target() -> Optional[Target]:
+    text = os.environ.get(GUEST_ENV)
+    return Target.from_json(text) if text else None
+
+
+def _targets(config: pytest.Config) -> list[Target]:
+    target = guest_target()
+    if target is not None:
+        return [target]
+    run = _host_run(config)
+    return list(run.targets.values()) if run else []
+
+
+def is_vm_test(config: pytest.Config, definition) -> bool:
+    if definition.get_closest_marker("vm") is not None:
+        return True
+    path = Path(definition.path)
+    return any(path == p or p in path.parents for p in config.getini("bpfvm_suites"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for name in requirements.MARKERS:
+        for mark in metafunc.definition.iter_markers(name):
+            try:
+                requirements.validate(name, mark.args)
+            except requirements.RequirementError as e:
+                raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: {e}") from None
+    if not is_vm_test(metafunc.config, metafunc.definition):
+        return
+    targets = _targets(metafunc.config)
+    metafunc.parametrize(KERNEL_PARAM, targets, ids=[t.id for t in targets], scope="session")
+
+
+@pytest.fixture(autouse=True)
+def bpfvm_target() -> Optional[Target]:
+    """The kernel this test runs on (parametrized for VM tests, else None)."""
+    return None
+
+
+@pytest.fixture
+def kernel(bpfvm_target: Optional[Target]) -> Target:
+    """The Target (name, arch, release, version, config path) the test runs on."""
+    if bpfvm_target is None:
+        raise pytest.UsageError("the 'kernel' fixture is for VM tests: mark the test with "
+                                "@pytest.mark.vm or put it under an ini bpfvm_suites path")
+    return bpfvm_target
+
+
+@pytest.fixture
+def kernel_config(kernel: Target) -> dict[str, str]:
+    """The running kernel's config as a dict (CONFIG_X -> 'y'/'m'/value)."""
+    path = kernel.config or kconfig.running_config_path()
+    if path is None or not Path(path).exists():
+        pytest.skip(f"kernel {kernel.describe()}: no kernel config available")
+    return kconfig.load(path)
+
+
+@pytest.fixture
+def host_boot_id() -> str:
+    """The boot id of the machine that started pytest (differs inside a guest)."""
+    return os.environ.get("BPFVM_HOST_BOOT_ID") or \
+        Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = _host_run(config)
+    if run is not None:
+        run.decide_requirements(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Requirements the host could not decide are decided on the running kernel."""
+    target = target_of(item)
+    if target is None or (target.in_vm and guest_target() is None):
+        return
+    path = target.config if target.config and Path(target.config).exists() \
+        else kconfig.running_config_path()
+    config = kconfig.load(path) if path else None
+    try:
+        reason = requirements.evaluate(target, marks_of(item), config)
+    except requirements.Undecided:
+        reason = f"kernel {target.describe()}: no kernel config available to check {marks_of(item)}"
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
+    run = _host_run(item.config)
+    target = target_of(item)
+    if run is None or target is None or not target.in_vm:
+        return None
+    from .host.runner import SKIP_ON_HOST
+
+    if item.stash.get(SKIP_ON_HOST, False):
+        return None
+    run.run_item(item, nextitem)
+    return True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    run = _host_run(session.config)
+    if run is None:
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        run.kill_all()
+    else:
+        run.shutdown()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = _host_run(config)
+    if run is not None:
+        run.kill_all()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller: fetch and probe once, and tell the workers the verdict."""
+    run = _host_run(node.config)
+    if run is not None and any(t.in_vm for t in run.targets.values()):
+        run.prepare()
+        node.workerinput["bpfvm_accel"] = run.accel
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    run = _host_run(config)
+    if run is None or config.getoption("dist") != "load":
+        return None
+    from .host.schedule import KernelScheduling
+
+    return KernelScheduling(config, log, kernel_ids=list(run.targets))

@@ -1,0 +1,70 @@
+"""How host and guest worker talk, shared by both.
+
+Messages: length-prefixed JSON over a virtio-serial port (a unix socket on
+the host side); each is a 4-byte big-endian length followed by that many
+bytes of UTF-8 JSON. Test boundaries: lines the worker writes to the
+kernel log, so the host can tell which console output a test caused.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Callable
+
+_HEADER = struct.Struct(">I")
+MAX_MESSAGE = 64 << 20
+PORT_NAME = "bpfvm.0"
+BEGIN = "bpfvm-begin"
+END = "bpfvm-end"
+
+
+def boundary(kind: str, seq: int) -> str:
+    """The console line that marks where test number seq begins or ends."""
+    return f"{kind} {seq}"
+
+
+class ChannelClosed(EOFError):
+    """The other side went away."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return _HEADER.pack(len(body)) + body
+
+
+class Decoder:
+    """Incremental decoder: feed bytes, take whole messages."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        self._buf += data
+        messages = []
+        while len(self._buf) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._buf)
+            if size > MAX_MESSAGE:
+                raise ValueError(f"message of {size} bytes exceeds the {MAX_MESSAGE} limit")
+            if len(self._buf) < _HEADER.size + size:
+                break
+            body = bytes(self._buf[_HEADER.size:_HEADER.size + size])
+            del self._buf[:_HEADER.size + size]
+            messages.append(json.loads(body))
+        return messages
+
+
+def read_message(read: Callable[[int], bytes]) -> dict[str, Any]:
+    """Blocking read of one message with a read(n) function (guest side)."""
+    header = _read_exact(read, _HEADER.size)
+    (size,) = _HEADER.unpack(header)
+    return json.loads(_read_exact(read, size))
+
+
+def _read_exact(read: Callable[[int], bytes], size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        data = read(size - len(chunks))
+        if not data:
+            raise ChannelClosed("channel closed")
+        chunks += data
+    return bytes(chunks)

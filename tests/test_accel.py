@@ -1,0 +1,35 @@
+import pytest
+
+from harness.host import accel
+
+
+def probe_says(works, calls):
+    def probe():
+        calls.append(1)
+        return works, "detail"
+    return probe
+
+
+def test_tcg_requested_never_probes():
+    calls = []
+    assert accel.decide("tcg", True, probe_says(True, calls)) == ("tcg", None)
+    assert calls == []
+
+
+def test_auto_uses_kvm_only_when_the_probe_boots():
+    calls = []
+    assert accel.decide("auto", True, probe_says(True, calls)) == ("kvm", None)
+    accel_, warning = accel.decide("auto", True, probe_says(False, calls))
+    assert accel_ == "tcg" and "KVM does not work here (detail)" in warning
+    assert len(calls) == 2
+
+
+def test_auto_without_device_is_tcg_without_probe():
+    calls = []
+    assert accel.decide("auto", False, probe_says(True, calls)) == ("tcg", None)
+    assert calls == []
+
+
+def test_forced_kvm_without_device_is_an_error():
+    with pytest.raises(ValueError, match="/dev/kvm is missing"):
+        accel.decide("kvm", False, probe_says(True, []))
