@@ -12,7 +12,7 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target
-from . import accel, catalog, dispatch, resolve
+from . import accel, bundle, catalog, dispatch, resolve
 from .catalog import CatalogError
 from .fetch import FetchError
 from .aptsources import MirrorError
@@ -164,7 +164,7 @@ class HostRun:
             return vm
         if target.id in self.broken:
             raise VmError(self.broken[target.id])
-        vm = Vm(target, self.vm_options(), self.guest_spec(target))
+        vm = Vm(target, self.vm_options(), self.guest_spec(target), bundle.for_this_process())
         try:
             vm.start()
         except VmError as e:

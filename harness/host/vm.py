@@ -78,8 +78,11 @@ class Vm:
 
     _count = 0
 
-    def __init__(self, target: Target, opts: VmOptions, guest_spec: dict[str, Any]):
+    def __init__(self, target: Target, opts: VmOptions, guest_spec: dict[str, Any],
+                 prelude: str = ""):
+        """prelude: shell commands the guest runs before starting the worker."""
         self.target = target
+        self.prelude = prelude
         self.opts = opts
         self.guest_spec = guest_spec
         Vm._count += 1
@@ -103,6 +106,8 @@ class Vm:
         spec_path.write_text(json.dumps(self.guest_spec))
         sock_path = self.rundir / "chan.sock"
         command = f"exec {sys.executable} -m harness.guest.worker {spec_path}"
+        if self.prelude:
+            command = f"{self.prelude}; {command}"
         cmd = vng_command(self.target, self.opts, sock_path, command)
         leash_r, self._leash_w = os.pipe()
         env = dict(os.environ, PATH=_tool_path(), PYTHONDONTWRITEBYTECODE="1")
