@@ -169,7 +169,7 @@ def test_xdist_worker_crash_leaves_nothing(vm_runner):
         def test_other():
             pass
     """)
-    proc = vm_runner.start("-n", "1")
+    proc = vm_runner.start("-n", "1", "--bpfvm-timeout=120")
     vm_runner.wait_for_console("bpfvm-begin 1")
     workers = [p for p in children_of(proc.pid) if b"execnet" in Path(f"/proc/{p}/cmdline").read_bytes()
                or b"exec(eval(" in Path(f"/proc/{p}/cmdline").read_bytes()]
@@ -181,3 +181,5 @@ def test_xdist_worker_crash_leaves_nothing(vm_runner):
     assert not qemu_pids(str(vm_runner.tmp)), "the crashed worker's VM is still running"
     run = vm_runner.finish(proc)
     assert "crashed" in run.output
+    assert run.outcome(f"test_long{ID}") == "failed"
+    assert run.outcome(f"test_other{ID}") == "passed"

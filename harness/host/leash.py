@@ -33,35 +33,38 @@ def main(argv: list[str]) -> int:
     os.close(out_w)
     copier = threading.Thread(target=_copy, args=(out_r, log_path), daemon=True)
     copier.start()
-    lock = threading.RLock()
+    cut = threading.Event()
 
-    def cut(*_args) -> None:
-        with lock:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            child.wait()
-            copier.join(2)
-            shutil.rmtree(rundir, ignore_errors=True)
-            os._exit(1)
+    def pull(*_args) -> None:
+        """Kill the command; the main thread, woken from wait(), cleans up.
+
+        Runs from a signal handler or the watcher thread, so it takes no locks.
+        """
+        cut.set()
+        _kill_group(child.pid)
 
     def watch() -> None:
         while os.read(fd, 4096):
             pass
-        cut()
+        pull()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, cut)
+        signal.signal(sig, pull)
     threading.Thread(target=watch, daemon=True).start()
     code = child.wait()
-    with lock:
-        try:  # anything QEMU's helpers left running in the group
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        copier.join(5)
-        return code
+    _kill_group(child.pid)  # anything QEMU's helpers left running in the group
+    copier.join(5)
+    if cut.is_set():
+        shutil.rmtree(rundir, ignore_errors=True)
+        return 1
+    return code
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _copy(fd: int, log_path: str) -> None:

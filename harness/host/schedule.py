@@ -40,3 +40,19 @@ class KernelScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return scope_of(nodeid, self.kernel_ids, self.workers)
+
+    def remove_node(self, node):
+        """As LoadScopeScheduling, but never run the test that crashed a worker again.
+
+        LoadScopeScheduling puts the crashed worker's whole unit back in the
+        queue, crashed test included, so a test that kills its worker would
+        do so on every worker in turn.
+        """
+        crashitem = super().remove_node(node)
+        if crashitem is not None:
+            for scope, unit in list(self.workqueue.items()):
+                if crashitem in unit:
+                    unit[crashitem] = True
+                    if all(unit.values()):
+                        del self.workqueue[scope]
+        return crashitem
