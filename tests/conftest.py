@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 

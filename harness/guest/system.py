@@ -11,20 +11,31 @@ MOUNTS = (
 )
 
 
-def mounted(path: str) -> bool:
+def mounted(path: str, fstype: str) -> bool:
+    """Whether the topmost mount at path is of fstype."""
+    top = None
     with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == path for line in f)
+        for line in f:
+            fields = line.split()
+            if fields[1] == path:
+                top = fields[2]
+    return top == fstype
 
 
 def prepare() -> None:
-    """Mount bpffs (and tracefs/debugfs where the kernel has them).
+    """Make a freshly booted guest ready: filesystems, and an unlimited /dev/kmsg.
 
-    Also lifts the rate limit on /dev/kmsg, through which the worker marks
-    where each test begins and ends on the console.
+    The worker marks where each test begins and ends through /dev/kmsg,
+    whose writers are rate-limited by default.
     """
     Path("/proc/sys/kernel/printk_devkmsg").write_text("on\n")
+    mount_filesystems()
+
+
+def mount_filesystems() -> None:
+    """Mount bpffs (and tracefs/debugfs where the kernel has them) if not mounted."""
     for fstype, path in MOUNTS:
-        if mounted(path):
+        if mounted(path, fstype):
             continue
         Path(path).mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(["mount", "-t", fstype, fstype, path],

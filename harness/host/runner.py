@@ -1,7 +1,6 @@
 """The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
-from ..target import Target
+from ..target import Target, host_arch
 from . import accel, bundle, catalog, dispatch, resolve
 from .catalog import CatalogError
 from .fetch import FetchError
@@ -30,7 +29,7 @@ HOST_ONLY_OPTIONS = {
     "continue_on_collection_errors", "override_ini", "help", "version", "debug",
     "showfixtures", "show_fixtures_per_test", "setuponly", "setupplan", "setupshow",
     "durations", "durations_min", "pastebin", "reportchars", "color", "code_highlight",
-    "noconftest", "pyargs", "traceconfig", "runxfail",
+    "noconftest", "pyargs", "traceconfig",
 }
 
 
@@ -62,6 +61,10 @@ class HostRun:
         if any(t.kind == "host" for t in self.targets.values()) and os.geteuid() != 0:
             raise pytest.UsageError("--kernel host runs tests on the running kernel and needs "
                                     "root; run pytest as root or pick a VM kernel")
+        foreign = [t for t in self.targets.values() if t.in_vm and t.arch != host_arch()]
+        if foreign:
+            raise pytest.UsageError(f"kernel {foreign[0].id}: booting {foreign[0].arch} guests on "
+                                    f"{host_arch()} is not supported yet; use --arch {host_arch()}")
 
     def prepare(self) -> None:
         """Fetch what is missing and decide the accelerator (once per process)."""
@@ -73,6 +76,10 @@ class HostRun:
                 resolve.materialize(target, self.entries, self._progress)
         except (CatalogError, FetchError, MirrorError) as e:
             raise pytest.UsageError(str(e)) from None
+        if any(t.kind == "host" for t in self.targets.values()):
+            from ..guest import system  # --kernel host: this machine is the guest
+
+            system.mount_filesystems()
         self.decide_accel()
 
     def decide_accel(self) -> None:
