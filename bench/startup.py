@@ -32,11 +32,17 @@ TRIVIAL = "import pytest\npytestmark = pytest.mark.vm\n\n" + "".join(
 
 
 def bare_vng(target, accel: str) -> float:
+    """`vng --exec true` as a user would run it, with bpfvm's QEMU accelerator settings.
+
+    Its exit status is not checked: on hosts without udev virtme-ng cannot
+    find its return-code port and exits 255 even when `true` succeeded.
+    """
     cmd = vng_command(target, VmOptions(accel=accel), Path("/dev/null"), "true")
-    cmd = [c for c in cmd if not c.startswith("--qemu-opts=") and c != "--verbose"]
+    tcg = ["--qemu-opts=-accel tcg,thread=single"] if accel == "tcg" else []
+    cmd = [c for c in cmd if not c.startswith("--qemu-opts=") and c != "--verbose"] + tcg
     started = time.monotonic()
     subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True, env=dict(os.environ, PATH=_tool_path()))
+                   stderr=subprocess.DEVNULL, env=dict(os.environ, PATH=_tool_path()))
     return time.monotonic() - started
 
 

@@ -1,6 +1,7 @@
 """Kernel .config parsing, shared by host (catalog/manifest) and guest."""
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -21,7 +22,9 @@ def parse(text: str) -> dict[str, str]:
     return config
 
 
+@functools.lru_cache(maxsize=8)
 def load(path: str) -> dict[str, str]:
+    """The parsed config at path (cached: tests ask for it again and again)."""
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", errors="replace") as f:
         return parse(f.read())

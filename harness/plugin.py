@@ -127,7 +127,7 @@ def kernel_config(kernel: Target) -> dict[str, str]:
     path = kernel.config or kconfig.running_config_path()
     if path is None or not Path(path).exists():
         pytest.skip(f"kernel {kernel.describe()}: no kernel config available")
-    return kconfig.load(path)
+    return dict(kconfig.load(path))
 
 
 @pytest.fixture
@@ -150,13 +150,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     target = target_of(item)
     if target is None or (target.in_vm and guest_target() is None):
         return
+    marks = marks_of(item)
+    if not marks:
+        return
     path = target.config if target.config and Path(target.config).exists() \
         else kconfig.running_config_path()
-    config = kconfig.load(path) if path else None
+    config = kconfig.load(path) if path and "kconfig" in marks else None
     try:
-        reason = requirements.evaluate(target, marks_of(item), config)
+        reason = requirements.evaluate(target, marks, config)
     except requirements.Undecided:
-        reason = f"kernel {target.describe()}: no kernel config available to check {marks_of(item)}"
+        reason = f"kernel {target.describe()}: no kernel config available to check {marks}"
     if reason:
         pytest.skip(reason)
 

@@ -90,7 +90,7 @@ def guest_prelude(tar: Path, roots: list[Path]) -> str:
     for i, root in enumerate(roots):
         r = shlex.quote(str(root))
         cmds.append(f"mount -t overlay bpfvm-bundle -o lowerdir={GUEST_DIR}/{i}:{r} {r}")
-    return "; ".join(f"{c} 2>/dev/null" for c in cmds)
+    return "\n".join(f"{c} 2>/dev/null" for c in cmds)
 
 
 def for_this_process() -> str:

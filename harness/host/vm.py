@@ -111,10 +111,11 @@ class Vm:
         spec_path = self.rundir / "guest.json"
         spec_path.write_text(json.dumps(self.guest_spec))
         sock_path = self.rundir / "chan.sock"
-        command = f"exec {sys.executable} -m harness.guest.worker {spec_path}"
-        if self.prelude:
-            command = f"{self.prelude}; {command}"
-        cmd = vng_command(self.target, self.opts, sock_path, command)
+        script = self.rundir / "guest.sh"
+        script.write_text(f"{self.prelude}\nexec {sys.executable} -m harness.guest.worker {spec_path}\n")
+        # The command travels on the kernel command line (2048 bytes on x86),
+        # so the guest gets only the path of the script.
+        cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {script}")
         leash_r, self._leash_w = os.pipe()
         env = dict(os.environ, PATH=_tool_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
