@@ -51,6 +51,16 @@ class InnerRun:
     def message(self, name: str) -> str:
         return self.outcomes[name][1]
 
+    def assert_blamed(self, test: str, *needles: str, kernel: str = VM_KERNEL) -> str:
+        """test failed with every needle in its message, and test_after then passed."""
+        name = f"{test}[{kernel}]"
+        assert self.outcome(name) == "failed", self.output
+        message = self.message(name)
+        for needle in needles:
+            assert needle in message
+        assert self.outcome(f"test_after[{kernel}]") == "passed", "the VM did not recover"
+        return message
+
 
 def parse_junit(path: Path) -> dict[str, tuple[str, str]]:
     outcomes = {}

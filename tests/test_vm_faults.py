@@ -45,12 +45,9 @@ def test_panic_fails_that_test_and_the_vm_restarts(vm_runner):
     """)
     run = vm_runner.run()
     assert run.outcome(f"test_before{ID}") == "passed"
-    assert run.outcome(f"test_panics{ID}") == "failed"
-    message = run.message(f"test_panics{ID}")
-    assert "the guest VM died" in message and "Kernel panic" in message
+    message = run.assert_blamed("test_panics", "the guest VM died", "Kernel panic")
     log = message.split("console log: ")[1].split()[0]
     assert Path(log).exists()
-    assert run.outcome(f"test_after{ID}") == "passed"
     assert len(list(run.logdir.glob("console-*.log"))) == 2, "expected a second boot"
 
 
@@ -63,10 +60,8 @@ def test_hang_is_killed_at_the_timeout(vm_runner):
             pass
     """)
     run = vm_runner.run("--bpfvm-timeout=20")
-    assert run.outcome(f"test_hangs{ID}") == "failed"
-    assert "timed out after 20s" in run.message(f"test_hangs{ID}")
+    run.assert_blamed("test_hangs", "timed out after 20s")
     assert f"FAILED test_inner.py::test_hangs{ID}" in run.output
-    assert run.outcome(f"test_after{ID}") == "passed"
 
 
 def test_kernel_problem_report_fails_a_passing_test(vm_runner):
@@ -105,11 +100,8 @@ def test_kernel_problem_report_fails_a_passing_test(vm_runner):
             pass
     """)
     run = vm_runner.run()
-    assert run.outcome(f"test_blocks_in_d_state{ID}") == "failed"
-    message = run.message(f"test_blocks_in_d_state{ID}")
-    assert "the kernel reported a problem on the console" in message
-    assert "blocked for more than" in message
-    assert run.outcome(f"test_after{ID}") == "passed"
+    run.assert_blamed("test_blocks_in_d_state", "the kernel reported a problem on the console",
+                      "blocked for more than")
 
 
 def test_qemu_killed_from_outside_is_reported(vm_runner):
@@ -125,11 +117,7 @@ def test_qemu_killed_from_outside_is_reported(vm_runner):
     for pid in qemu_pids(str(vm_runner.tmp)):
         os.kill(pid, signal.SIGTERM)
     run = vm_runner.finish(proc)
-    message = run.message(f"test_victim{ID}")
-    assert run.outcome(f"test_victim{ID}") == "failed"
-    assert "the guest VM died" in message
-    assert "terminating on signal 15" in message
-    assert run.outcome(f"test_after{ID}") == "passed"
+    run.assert_blamed("test_victim", "the guest VM died", "terminating on signal 15")
 
 
 def test_guest_worker_death_is_reported(vm_runner):
@@ -141,9 +129,7 @@ def test_guest_worker_death_is_reported(vm_runner):
             pass
     """)
     run = vm_runner.run()
-    assert run.outcome(f"test_kills_worker{ID}") == "failed"
-    assert "the guest VM died" in run.message(f"test_kills_worker{ID}")
-    assert run.outcome(f"test_after{ID}") == "passed"
+    run.assert_blamed("test_kills_worker", "the guest VM died")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
