@@ -1,0 +1,36 @@
+"""The `bpfvm` command, run for real (doctor boots a KVM probe where /dev/kvm exists)."""
+import subprocess
+import sys
+
+from harness.target import host_arch
+
+
+def bpfvm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.host.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_kernels_list_shows_the_catalog():
+    proc = bpfvm("kernels", "list")
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ARCH", "SOURCE", "CACHED"]
+    rows = [line.split()[:2] for line in lines[1:]]
+    assert ["latest", "arm64"] in rows and ["5.10", "x86_64"] in rows
+    assert len(rows) == 8
+
+
+def test_doctor_checks_one_line_each():
+    proc = bpfvm("doctor")
+    checks = [line.split()[1] for line in proc.stdout.splitlines()]
+    assert checks == ["qemu-system-x86_64", "vng", "clang", "bpftool", "cache", "mirror", "kvm"]
+    assert all(line.split()[0] in ("ok", "warn", "FAIL") for line in proc.stdout.splitlines())
+    assert proc.returncode == (1 if "FAIL" in proc.stdout else 0)
+
+
+def test_unknown_kernel_is_one_clear_line():
+    proc = bpfvm("kernels", "fetch", "4.4")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"bpfvm: unknown kernel '4.4' for {host_arch()}; known: 5.10, 6.1, 6.12, latest, 'host', "
+        "or a path to a bzImage/Image or kernel build tree"]
