@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import signal
 from pathlib import Path
 from typing import Optional
 
@@ -60,12 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     run.parse_targets()
     config.stash[RUN_KEY] = run
     atexit.register(run.kill_all)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _host_run(config: pytest.Config):

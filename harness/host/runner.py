@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -171,6 +172,9 @@ class HostRun:
             return vm
         if target.id in self.broken:
             raise VmError(self.broken[target.id])
+        if not self.vms and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            # SIGTERM ends the run like Ctrl-C does, so the VMs are stopped.
+            signal.signal(signal.SIGTERM, _interrupt)
         vm = Vm(target, self.vm_options(), self.guest_spec(target), bundle.for_this_process())
         try:
             vm.start()
@@ -208,6 +212,10 @@ class HostRun:
         for vm in self.vms.values():
             vm.kill()
         self.vms.clear()
+
+
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def entry_point_plugins(config: pytest.Config) -> list[str]:
