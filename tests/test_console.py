@@ -39,3 +39,4 @@ def test_between_markers_attributes_output_to_one_test():
     assert "first" in console.between(text, 1) and "WARNING" not in console.between(text, 1)
     assert console.find_splat(console.between(text, 11))
     assert console.between(text, 2) is None
+

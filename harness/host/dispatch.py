@@ -5,7 +5,7 @@ import time
 from typing import Optional
 
 import pytest
-from _pytest.reports import TestReport
+from pytest import TestReport
 
 from ..protocol import END, boundary
 from . import console
@@ -15,14 +15,14 @@ PHASES = ("setup", "call", "teardown")
 
 
 def synthesize(item: pytest.Item, got: list[TestReport], message: str) -> list[TestReport]:
-    """Reports that close a test whose guest never finished it.
+    """The reports of a test whose guest never finished it: got, then the rest.
 
     The phase that was running fails with message; a teardown report follows
     so that reporters (junit among them) see the test end.
     """
     done = {r.when for r in got}
     phase = next((p for p in PHASES if p not in done), "teardown")
-    reports = [TestReport(item.nodeid, item.location, {}, "failed", message, phase)]
+    reports = got + [TestReport(item.nodeid, item.location, {}, "failed", message, phase)]
     if phase != "teardown":
         reports.append(TestReport(item.nodeid, item.location, {}, "passed", None, "teardown"))
     return reports
@@ -42,14 +42,14 @@ def blame_splat(reports: list[TestReport], excerpt: str, log_path: str) -> None:
         target.sections.append(("kernel console", message))
 
 
-def run(vm: Vm, item: pytest.Item, nodeid: str, nextid: Optional[str],
+def run(vm: Vm, item: pytest.Item, nextid: Optional[str],
         seq: int, timeout: float) -> tuple[list[TestReport], Optional[VmError]]:
     """Run item in vm; (reports, the VM error that ended it, if any)."""
     config = item.config
     reports: list[TestReport] = []
     deadline = time.monotonic() + timeout
     try:
-        vm.send({"op": "run", "nodeid": nodeid, "next": nextid, "seq": seq})
+        vm.send({"op": "run", "nodeid": item.nodeid, "next": nextid, "seq": seq})
         while True:
             message = vm.receive(deadline, what=item.nodeid)
             if message["ev"] == "report":
@@ -57,7 +57,7 @@ def run(vm: Vm, item: pytest.Item, nodeid: str, nextid: Optional[str],
                     config=config, data=message["data"]))
             elif message["ev"] == "missing":
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
-                return synthesize(item, reports, f"the guest did not collect {nodeid}:\n{errors}"), None
+                return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
             elif message["ev"] == "done":
                 break
     except VmTimeout as e:

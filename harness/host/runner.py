@@ -158,7 +158,7 @@ class HostRun:
             reports = dispatch.synthesize(item, [], f"cannot boot kernel {target.describe()}: {e}")
         else:
             self.seq += 1
-            reports, error = dispatch.run(vm, item, item.nodeid, nextid, self.seq, self.timeout())
+            reports, error = dispatch.run(vm, item, nextid, self.seq, self.timeout())
             if error is not None:
                 vm.kill()
                 del self.vms[target.id]

@@ -99,7 +99,6 @@ class Vm:
         self._decoder = protocol.Decoder()
         self._inbox: list[dict[str, Any]] = []
         self._console = b""
-        self.boot_seconds = 0.0
         self.ready: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------
@@ -137,7 +136,6 @@ class Vm:
             self.kill()
             raise VmError(f"guest worker on {self.target.id} failed to start: "
                           f"{self.ready.get('error', self.ready)} (console log: {self.log_path})")
-        self.boot_seconds = time.monotonic() - started
 
     def _connect(self, path: Path, deadline: float) -> None:
         while True:
@@ -163,7 +161,7 @@ class Vm:
             if self.proc.poll() is None and self.sock is not None:
                 self.send({"op": "exit"})
                 self.proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, VmError, subprocess.TimeoutExpired):
             pass
         self.kill()
 
