@@ -3,36 +3,36 @@ import pytest
 from harness.host import aptsources
 from harness.host.aptsources import Source
 
-MIRROR = "http://mirror.invalid/debian"
+MIRROR = "http://mirror.invalid/archive"
 
 ONE_LINE = f"""
 # a comment
 deb [arch=amd64 signed-by=/etc/keys/debian.gpg] {MIRROR} bookworm main contrib
 deb-src {MIRROR} bookworm main
-deb http://security.invalid/debian-security bookworm-security main
-deb http://other.invalid/ubuntu jammy main
+deb http://security.invalid/archive-security bookworm-security main
+deb http://other.invalid/elsewhere jammy main
 """
 
 DEB822 = f"""Types: deb
 # a comment line
-URIs: http://security.invalid/debian-security
+URIs: http://security.invalid/archive-security
 Suites: bookworm-security
 Components: main
 
 Types: deb deb-src
-URIs: {MIRROR} http://second.invalid/debian
+URIs: {MIRROR} http://second.invalid/archive
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 Enabled: no
-URIs: http://disabled.invalid/debian
+URIs: http://disabled.invalid/archive
 Suites: sid
 Components: main
 
 Types: deb
-URIs: http://inline.invalid/debian
+URIs: http://inline.invalid/archive
 Suites: trixie
 Components: main
 Signed-By:
@@ -52,8 +52,8 @@ def test_one_line_format():
 def test_deb822_format():
     sources = aptsources.parse_deb822(DEB822)
     uris = [s.uri for s in sources]
-    assert uris == ["http://security.invalid/debian-security", MIRROR,
-                    "http://second.invalid/debian", "http://inline.invalid/debian"]
+    assert uris == ["http://security.invalid/archive-security", MIRROR,
+                    "http://second.invalid/archive", "http://inline.invalid/archive"]
     picked = aptsources.pick_mirror(sources)
     assert picked.uri == MIRROR  # the security archive is skipped
     assert picked.signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -63,7 +63,7 @@ def test_deb822_format():
 def test_system_sources_reads_both_formats(tmp_path):
     etc = tmp_path / "etc/apt"
     (etc / "sources.list.d").mkdir(parents=True)
-    (etc / "sources.list").write_text("deb http://other.invalid/ubuntu jammy main\n")
+    (etc / "sources.list").write_text("deb http://other.invalid/elsewhere jammy main\n")
     (etc / "sources.list.d/debian.sources").write_text(DEB822)
     (etc / "sources.list.d/ignored.list.disabled").write_text(f"deb {MIRROR}x sid main\n")
     assert aptsources.mirror(str(tmp_path)) == (MIRROR, "/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -71,11 +71,11 @@ def test_system_sources_reads_both_formats(tmp_path):
 
 def test_no_debian_mirror_is_one_clear_error(tmp_path):
     (tmp_path / "etc/apt").mkdir(parents=True)
-    (tmp_path / "etc/apt/sources.list").write_text("deb http://other.invalid/ubuntu jammy main\n")
+    (tmp_path / "etc/apt/sources.list").write_text("deb http://other.invalid/elsewhere jammy main\n")
     with pytest.raises(aptsources.MirrorError, match="set BPFVM_MIRROR"):
         aptsources.mirror(str(tmp_path))
 
 
 def test_env_overrides_the_system(tmp_path, monkeypatch):
-    monkeypatch.setenv("BPFVM_MIRROR", "http://override.invalid/debian/")
-    assert aptsources.mirror(str(tmp_path))[0] == "http://override.invalid/debian"
+    monkeypatch.setenv("BPFVM_MIRROR", "http://override.invalid/archive/")
+    assert aptsources.mirror(str(tmp_path))[0] == "http://override.invalid/archive"
