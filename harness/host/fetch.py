@@ -185,25 +185,32 @@ def fetch(entry: Entry, progress: Progress = print, refresh: bool = True,
             subprocess.run(["depmod", "-a", "-b", str(staged / "root"), release],
                            check=True, stderr=subprocess.DEVNULL)
             root = staged / "root"
-            manifest = {
-                "name": entry.name, "arch": entry.arch, "suite": entry.suite,
-                "package": image, "debian_version": version,
-                "version": upstream_version(version), "release": release,
-                "vmlinuz": str(vmlinuz.relative_to(root)),
-                "config": str(config.relative_to(root)),
-                "modules": f"lib/modules/{release}",
-                "modules_digest": cache.tree_digest(root / "lib/modules" / release),
-                "sha256": {str(p.relative_to(root)): cache.sha256_file(p) for p in (vmlinuz, config)},
-                "debs": {n: {"version": f["Version"], "sha256": f.get("SHA256", "")}
-                         for n, f in packages.items()},
-                "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            }
+            manifest = build_manifest(entry, packages, image, root, release, vmlinuz, config)
             (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             cache.publish(root, final)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         progress(f"{entry.key}: cached {release} in {final}")
         return final
+
+
+def build_manifest(entry: Entry, packages: dict[str, dict[str, str]], image: str, root: Path,
+                   release: str, vmlinuz: Path, config: Path) -> dict:
+    """What manifest.json records: versions, paths and checksums of an unpacked kernel."""
+    version = packages[image]["Version"]
+    return {
+        "name": entry.name, "arch": entry.arch, "suite": entry.suite,
+        "package": image, "debian_version": version,
+        "version": upstream_version(version), "release": release,
+        "vmlinuz": str(vmlinuz.relative_to(root)),
+        "config": str(config.relative_to(root)),
+        "modules": f"lib/modules/{release}",
+        "modules_digest": cache.tree_digest(root / "lib/modules" / release),
+        "sha256": {str(p.relative_to(root)): cache.sha256_file(p) for p in (vmlinuz, config)},
+        "debs": {n: {"version": f["Version"], "sha256": f.get("SHA256", "")}
+                 for n, f in packages.items()},
+        "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _unpack(apt: Apt, packages: dict, staged: Path, progress: Progress,
