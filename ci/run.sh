@@ -2,7 +2,7 @@
 # bpfvm's one entry point for people and CI: install what is missing, then test.
 #
 #   ci/run.sh smoke   the smoke suite on the default kernel (pyproject.toml)
-#   ci/run.sh test    the harness's own tests, then the VM suites on 5.10 and 6.12
+#   ci/run.sh test    the harness's own tests, then the VM suites on 5.10, 6.1, 6.12, latest
 #   ci/run.sh setup   only install
 #
 # Installing is idempotent and quiet when already done: Debian packages with
@@ -54,7 +54,7 @@ case "${1:-}" in
     shift
     rc=0
     pytest tests -v "$@" || rc=$?
-    pytest suites --kernel 5.10,6.12 -n 2 -v "$@" || rc=$?
+    pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
     exit $rc ;;
   *) echo "usage: ci/run.sh smoke|test|setup [pytest args...]" >&2; exit 2 ;;
 esac

@@ -44,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("bpfvm_boot_timeout", "seconds a VM may take to boot", default="300")
     parser.addini("bpfvm_cpus", "vCPUs per VM", default="2")
     parser.addini("bpfvm_memory", "memory per VM", default="1G")
+    parser.addini("bpfvm_bpf_dirs", "directories of BPF C sources that bpf_object('name') "
+                  "finds (default: <rootdir>/bpf)", type="paths", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,6 +123,30 @@ def kernel_config(kernel: Target) -> dict[str, str]:
     if path is None or not Path(path).exists():
         pytest.skip(f"kernel {kernel.describe()}: no kernel config available")
     return dict(kconfig.load(path))
+
+
+@pytest.fixture
+def bpf_object(request: pytest.FixtureRequest):
+    """Factory: ``bpf_object("xdp_count")`` compiles bpf/xdp_count.c on the host
+    (cached), loads it in the guest and returns a harness.bpf.BpfObject.
+
+    A path to a .c file (relative to the test's directory) and ``cflags``
+    build an author's own source; other keywords (log_level, autoload,
+    ifindex) go to harness.bpf.load. Every object is closed at teardown,
+    detaching what its programs attached.
+    """
+    from .guest.objects import load_object
+
+    opened = []
+
+    def factory(source: str, cflags: tuple = (), **options):
+        obj = load_object(source, cflags, base=request.path.parent, **options)
+        opened.append(obj)
+        return obj
+
+    yield factory
+    for obj in reversed(opened):
+        obj.close()
 
 
 @pytest.fixture

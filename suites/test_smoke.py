@@ -1,16 +1,9 @@
 """Smoke suite: the guest is what was asked for, and BPF works in it."""
-import json
 import os
-import shutil
-import subprocess
 
 import pytest
 
-
-def bpftool(*args: str):
-    tool = shutil.which("bpftool") or "/usr/sbin/bpftool"
-    out = subprocess.run([tool, "-j", *args], check=True, capture_output=True, text=True).stdout
-    return json.loads(out) if out.strip() else None
+from harness.bpf import bpftool
 
 
 def test_runs_requested_kernel(kernel):

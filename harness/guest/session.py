@@ -12,7 +12,7 @@ from typing import Any, Optional
 import pytest
 
 from .. import protocol
-from . import system
+from . import objects, system
 
 
 class Link:
@@ -29,6 +29,14 @@ class Link:
         while data:
             data = data[os.write(self.fd, data):]
 
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Ask the host something in the middle of a test; its reply comes next."""
+        self.send({"ev": "call", **request})
+        reply = self.receive()
+        if reply.get("op") != "reply":
+            raise protocol.ChannelClosed(f"expected the host's reply, got {reply.get('op')!r}")
+        return reply
+
 
 class GuestSession:
     def __init__(self, link: Link, spec: dict[str, Any]):
@@ -36,6 +44,7 @@ class GuestSession:
         self.spec = spec
         self.config: Optional[pytest.Config] = None
         self.collect_errors: list[str] = []
+        objects.set_compiler(link.call)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:

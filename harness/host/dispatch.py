@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from pytest import TestReport
@@ -42,9 +42,15 @@ def blame_splat(reports: list[TestReport], excerpt: str, log_path: str) -> None:
         target.sections.append(("kernel console", message))
 
 
-def run(vm: Vm, item: pytest.Item, nextid: Optional[str],
-        seq: int, timeout: float) -> tuple[list[TestReport], Optional[VmError]]:
-    """Run item in vm; (reports, the VM error that ended it, if any)."""
+Serve = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: float,
+        serve: Serve) -> tuple[list[TestReport], Optional[VmError]]:
+    """Run item in vm; (reports, the VM error that ended it, if any).
+
+    serve answers the guest's calls made during the test (BPF builds).
+    """
     config = item.config
     reports: list[TestReport] = []
     deadline = time.monotonic() + timeout
@@ -58,6 +64,8 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str],
             elif message["ev"] == "missing":
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
                 return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
+            elif message["ev"] == "call":
+                vm.send({"op": "reply", **serve(message)})
             elif message["ev"] == "done":
                 break
     except VmTimeout as e:

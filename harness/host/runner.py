@@ -12,7 +12,7 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bundle, catalog, dispatch, resolve
+from . import accel, bpfbuild, bundle, catalog, dispatch, resolve
 from .catalog import CatalogError
 from .fetch import FetchError
 from .aptsources import MirrorError
@@ -45,6 +45,9 @@ class HostRun:
         self.files: dict[str, set[str]] = {}
         self.entries: list = []
         self.prepared = False
+        from ..guest import objects  # tests run on this host (--kernel host) build here
+
+        objects.set_compiler(lambda request: self.serve(host_arch(), request))
 
     # -- setup -----------------------------------------------------------
 
@@ -81,7 +84,18 @@ class HostRun:
             from ..guest import system  # --kernel host: this machine is the guest
 
             system.mount_filesystems()
+        if not hasattr(self.config, "workerinput"):
+            bpfbuild.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
         self.decide_accel()
+
+    def bpf_dirs(self) -> list[Path]:
+        return self.config.getini("bpfvm_bpf_dirs") or [self.config.rootpath / "bpf"]
+
+    def serve(self, arch: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer a call a guest test makes (a BPF object build)."""
+        if request.get("call") != "build":
+            return {"ok": False, "error": f"unknown guest call {request.get('call')!r}"}
+        return bpfbuild.serve(request, self.bpf_dirs(), arch)
 
     def decide_accel(self) -> None:
         workerinput = getattr(self.config, "workerinput", None)
@@ -150,21 +164,31 @@ class HostRun:
         assert target is not None
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        next_target = target_of(nextitem) if nextitem is not None else None
-        nextid = nextitem.nodeid if next_target is not None and next_target.id == target.id else None
+        nextid = self.next_in_guest(target, nextitem)
         try:
             vm = self.vm_for(target)
         except VmError as e:
             reports = dispatch.synthesize(item, [], f"cannot boot kernel {target.describe()}: {e}")
         else:
             self.seq += 1
-            reports, error = dispatch.run(vm, item, nextid, self.seq, self.timeout())
+            reports, error = dispatch.run(vm, item, nextid, self.seq, self.timeout(),
+                                          lambda request: self.serve(target.arch, request))
             if error is not None:
                 vm.kill()
                 del self.vms[target.id]
         for report in reports:
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    @staticmethod
+    def next_in_guest(target: Target, nextitem: Optional[pytest.Item]) -> Optional[str]:
+        """The node id the guest will run next, when known, so it keeps the
+        fixtures they share; None makes it tear everything down. An item the
+        host skips never reaches the guest, so it is not a next item there."""
+        if nextitem is None or nextitem.stash.get(SKIP_ON_HOST, False):
+            return None
+        next_target = target_of(nextitem)
+        return nextitem.nodeid if next_target is not None and next_target.id == target.id else None
 
     def vm_for(self, target: Target) -> Vm:
         vm = self.vms.get(target.id)

@@ -1,0 +1,27 @@
+/* An LRU hash and a program that looks keys up (which marks them used:
+ * lookups from user space do not). */
+#include "common.h"
+
+#define LRU_SIZE 64
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LRU_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, __u32);
+	__type(value, __u64);
+} lru SEC(".maps");
+
+/* Looks up the u32 key after the Ethernet header; XDP_PASS if present. */
+SEC("xdp") int lru_touch(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 *key = data + sizeof(struct ethhdr);
+
+	if ((void *)(key + 1) > data_end)
+		return XDP_ABORTED;
+	return bpf_map_lookup_elem(&lru, key) ? XDP_PASS : XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,235 @@
+"""ctypes declarations for the distribution's libbpf (libbpf.so.1).
+
+Only what the toolkit uses is declared. Struct layouts follow libbpf 1.1's
+headers; every opts struct carries its own size (sz), so newer libbpf
+versions accept them unchanged. Failures come back as OSError with the
+errno libbpf reported, so EEXIST/ENOENT surface as FileExistsError /
+FileNotFoundError.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_int, c_size_t,
+                    c_uint32, c_uint64, c_void_p)
+from typing import Optional
+
+LIBRARY = "libbpf.so.1"
+
+# bpf(2) map update flags
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+# XDP attach flags (include/uapi/linux/if_link.h)
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+XDP_FLAGS_REPLACE = 1 << 4
+# enum bpf_tc_attach_point
+BPF_TC_INGRESS, BPF_TC_EGRESS = 1 << 0, 1 << 1
+BPF_F_TEST_RUN_ON_CPU = 1 << 0
+
+
+class ObjectOpenOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("object_name", c_char_p), ("relaxed_maps", c_bool),
+                ("pin_root_path", c_char_p), ("_attach_prog_fd", c_uint32),
+                ("kconfig", c_char_p), ("btf_custom_path", c_char_p),
+                ("kernel_log_buf", c_char_p), ("kernel_log_size", c_size_t),
+                ("kernel_log_level", c_uint32)]
+
+
+class TestRunOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("data_in", c_void_p), ("data_out", c_void_p),
+                ("data_size_in", c_uint32), ("data_size_out", c_uint32),
+                ("ctx_in", c_void_p), ("ctx_out", c_void_p),
+                ("ctx_size_in", c_uint32), ("ctx_size_out", c_uint32),
+                ("retval", c_uint32), ("repeat", c_int), ("duration", c_uint32),
+                ("flags", c_uint32), ("cpu", c_uint32), ("batch_size", c_uint32)]
+
+
+class XdpAttachOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("old_prog_fd", c_int)]
+
+
+class TcHook(Structure):
+    _fields_ = [("sz", c_size_t), ("ifindex", c_int), ("attach_point", c_int),
+                ("parent", c_uint32)]
+
+
+class TcOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("prog_fd", c_int), ("flags", c_uint32),
+                ("prog_id", c_uint32), ("handle", c_uint32), ("priority", c_uint32)]
+
+
+class InfoHead(Structure):
+    """The first fields of bpf_prog_info / bpf_map_info (type, id); the
+    kernel fills only as much of an info struct as it is given."""
+    _fields_ = [("type", c_uint32), ("id", c_uint32)]
+
+
+def sized(struct_type, **fields):
+    """An opts struct with sz set, as libbpf's LIBBPF_OPTS() makes them."""
+    return struct_type(sz=ctypes.sizeof(struct_type), **fields)
+
+
+PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+RINGBUF_SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+PERF_SAMPLE_FN = CFUNCTYPE(None, c_void_p, c_int, c_void_p, c_uint32)
+PERF_LOST_FN = CFUNCTYPE(None, c_void_p, c_int, c_uint64)
+
+_P = c_void_p
+_PROTOTYPES = {
+    "libbpf_set_print": (PRINT_FN, [PRINT_FN]),
+    "libbpf_num_possible_cpus": (c_int, []),
+    "libbpf_major_version": (c_uint32, []),
+    "libbpf_minor_version": (c_uint32, []),
+    "bpf_object__open_mem": (_P, [c_void_p, c_size_t, POINTER(ObjectOpenOpts)]),
+    "bpf_object__load": (c_int, [_P]),
+    "bpf_object__close": (None, [_P]),
+    "bpf_object__name": (c_char_p, [_P]),
+    "bpf_object__next_program": (_P, [_P, _P]),
+    "bpf_object__next_map": (_P, [_P, _P]),
+    "bpf_object__find_program_by_name": (_P, [_P, c_char_p]),
+    "bpf_object__find_map_by_name": (_P, [_P, c_char_p]),
+    "bpf_program__name": (c_char_p, [_P]),
+    "bpf_program__section_name": (c_char_p, [_P]),
+    "bpf_program__fd": (c_int, [_P]),
+    "bpf_program__type": (c_int, [_P]),
+    "bpf_program__set_autoload": (c_int, [_P, c_bool]),
+    "bpf_program__set_log_level": (c_int, [_P, c_uint32]),
+    "bpf_program__set_log_buf": (c_int, [_P, c_void_p, c_size_t]),
+    "bpf_program__set_ifindex": (None, [_P, c_uint32]),
+    "bpf_program__pin": (c_int, [_P, c_char_p]),
+    "bpf_program__unpin": (c_int, [_P, c_char_p]),
+    "bpf_program__attach": (_P, [_P]),
+    "bpf_program__attach_kprobe": (_P, [_P, c_bool, c_char_p]),
+    "bpf_program__attach_tracepoint": (_P, [_P, c_char_p, c_char_p]),
+    "bpf_program__attach_raw_tracepoint": (_P, [_P, c_char_p]),
+    "bpf_link__destroy": (c_int, [_P]),
+    "bpf_map__name": (c_char_p, [_P]),
+    "bpf_map__fd": (c_int, [_P]),
+    "bpf_map__type": (c_int, [_P]),
+    "bpf_map__key_size": (c_uint32, [_P]),
+    "bpf_map__value_size": (c_uint32, [_P]),
+    "bpf_map__max_entries": (c_uint32, [_P]),
+    "bpf_map__set_ifindex": (c_int, [_P, c_uint32]),
+    "bpf_map__pin": (c_int, [_P, c_char_p]),
+    "bpf_map__unpin": (c_int, [_P, c_char_p]),
+    "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
+    "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
+    "bpf_map_delete_elem": (c_int, [c_int, c_void_p]),
+    "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
+    "bpf_map_lookup_and_delete_elem": (c_int, [c_int, c_void_p, c_void_p]),
+    "bpf_obj_pin": (c_int, [c_int, c_char_p]),
+    "bpf_obj_get": (c_int, [c_char_p]),
+    "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
+    "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(TestRunOpts)]),
+    "bpf_xdp_attach": (c_int, [c_int, c_int, c_uint32, POINTER(XdpAttachOpts)]),
+    "bpf_xdp_detach": (c_int, [c_int, c_uint32, POINTER(XdpAttachOpts)]),
+    "bpf_xdp_query_id": (c_int, [c_int, c_int, POINTER(c_uint32)]),
+    "bpf_tc_hook_create": (c_int, [POINTER(TcHook)]),
+    "bpf_tc_hook_destroy": (c_int, [POINTER(TcHook)]),
+    "bpf_tc_attach": (c_int, [POINTER(TcHook), POINTER(TcOpts)]),
+    "bpf_tc_detach": (c_int, [POINTER(TcHook), POINTER(TcOpts)]),
+    "ring_buffer__new": (_P, [c_int, RINGBUF_SAMPLE_FN, c_void_p, c_void_p]),
+    "ring_buffer__poll": (c_int, [_P, c_int]),
+    "ring_buffer__free": (None, [_P]),
+    "perf_buffer__new": (_P, [c_int, c_size_t, PERF_SAMPLE_FN, PERF_LOST_FN, c_void_p, c_void_p]),
+    "perf_buffer__poll": (c_int, [_P, c_int]),
+    "perf_buffer__free": (None, [_P]),
+}
+
+
+class _Lib:
+    """libbpf with prototypes, loaded on first use (the host never needs it)."""
+
+    def __init__(self) -> None:
+        self._dll: Optional[ctypes.CDLL] = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        if self._dll is None:
+            with self._lock:
+                if self._dll is None:
+                    self._dll = _load()
+        return getattr(self._dll, name)
+
+
+def _load() -> ctypes.CDLL:
+    try:
+        dll = ctypes.CDLL(LIBRARY, use_errno=True)
+    except OSError as e:
+        raise OSError(f"cannot load {LIBRARY} ({e}); install Debian's libbpf1") from None
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(dll, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    _install_print(dll)
+    return dll
+
+
+lib = _Lib()
+
+# -- libbpf's own messages ---------------------------------------------------
+
+LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
+_log = threading.local()
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+_libc.vsnprintf.restype = c_int
+
+
+@PRINT_FN
+def _print(level: int, fmt: bytes, args: int) -> int:
+    lines = getattr(_log, "lines", None)
+    if lines is None or level > LIBBPF_INFO:
+        return 0
+    buf = ctypes.create_string_buffer(4096)
+    _libc.vsnprintf(buf, len(buf), fmt, args)
+    lines.append(buf.value.decode(errors="replace"))
+    return 0
+
+
+def _install_print(dll: ctypes.CDLL) -> None:
+    dll.libbpf_set_print(_print)
+
+
+class captured_messages:
+    """Collect libbpf's warnings and info lines printed inside the block."""
+
+    def __enter__(self) -> list[str]:
+        self.outer = getattr(_log, "lines", None)
+        _log.lines = []
+        return _log.lines
+
+    def __exit__(self, *exc) -> None:
+        _log.lines = self.outer
+
+
+# -- error checking ----------------------------------------------------------
+
+def os_error(err: int, what: str) -> OSError:
+    err = abs(err)
+    return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def check(ret: int, what: str) -> int:
+    """ret from a libbpf call returning 0/fd or -errno."""
+    if ret < 0:
+        raise os_error(-ret, what)
+    return ret
+
+
+def check_ptr(ptr: Optional[int], what: str) -> int:
+    """A pointer from libbpf: NULL means failure, errno says why."""
+    if not ptr:
+        raise os_error(ctypes.get_errno() or 22, what)
+    return ptr
+
+
+def num_possible_cpus() -> int:
+    return check(lib.libbpf_num_possible_cpus(), "libbpf_num_possible_cpus")
+
+
+def version() -> tuple[int, int]:
+    return lib.libbpf_major_version(), lib.libbpf_minor_version()

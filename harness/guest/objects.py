@@ -1,0 +1,50 @@
+"""Where a guest test gets compiled BPF objects: it asks the host.
+
+The host compiles (clang runs natively there, and its cache is shared by
+every VM); the guest receives the object's bytes. On ``--kernel host`` the
+plugin installs a compiler that calls the host builder in-process.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .bpf.objects import BpfObject, load
+
+Compiler = Callable[[dict[str, Any]], dict[str, Any]]
+_compiler: Optional[Compiler] = None
+
+
+class BuildError(Exception):
+    """The host could not compile a source; the message is clang's output."""
+
+
+def set_compiler(compiler: Optional[Compiler]) -> None:
+    global _compiler
+    _compiler = compiler
+
+
+def compiled(source: Union[str, Path], cflags: Sequence[str] = (),
+             base: Optional[Path] = None) -> tuple[str, bytes]:
+    """(name, object bytes) for a source name in the bpf dirs, or a path to a .c file.
+
+    A relative path is taken from base (the test's directory).
+    """
+    if _compiler is None:
+        raise RuntimeError("no BPF compiler: compiled() works in tests run by bpfvm")
+    source = str(source)
+    if (source.endswith(".c") or os.sep in source) and base is not None:
+        source = str((base / source).resolve())
+    reply = _compiler({"call": "build", "source": source, "cflags": list(cflags)})
+    if not reply["ok"]:
+        raise BuildError(reply["error"])
+    return reply["name"], base64.b64decode(reply["object"])
+
+
+def load_object(source: Union[str, Path], cflags: Sequence[str] = (),
+                base: Optional[Path] = None, **load_options: Any) -> BpfObject:
+    """Compile (on the host, cached) and load an object; the caller closes it."""
+    name, data = compiled(source, cflags, base)
+    return load(data, name, **load_options)
