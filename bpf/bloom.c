@@ -11,12 +11,10 @@ struct {
 
 SEC("xdp") int bloom_check_add(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 *value = data + sizeof(struct ethhdr);
+	__u32 *value = after_eth(ctx, sizeof(*value));
 	__u32 copy;
 
-	if ((void *)(value + 1) > data_end)
+	if (!value)
 		return XDP_ABORTED;
 	copy = *value;
 	if (bpf_map_peek_elem(&seen, &copy) == 0)

@@ -28,4 +28,14 @@ static __always_inline void bump(void *map, __u32 key)
 		__sync_fetch_and_add(value, 1);
 }
 
+/* size bytes right after the Ethernet header, or NULL if the packet is shorter. */
+static __always_inline void *after_eth(struct xdp_md *ctx, __u32 size)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *p = data + sizeof(struct ethhdr);
+
+	return p + size > data_end ? NULL : p;
+}
+
 #endif

@@ -17,13 +17,11 @@ struct {
 /* The verdict is the matching route's value (XDP_ABORTED when none). */
 SEC("xdp") int lpm_route(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct iphdr *ip = after_eth(ctx, sizeof(*ip));
 	struct lpm_key key = {.prefixlen = 32};
 	__u32 *value;
 
-	if ((void *)(ip + 1) > data_end)
+	if (!ip)
 		return XDP_ABORTED;
 	__builtin_memcpy(key.addr, &ip->daddr, 4);
 	value = bpf_map_lookup_elem(&routes, &key);

@@ -15,11 +15,9 @@ struct {
 /* Looks up the u32 key after the Ethernet header; XDP_PASS if present. */
 SEC("xdp") int lru_touch(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 *key = data + sizeof(struct ethhdr);
+	__u32 *key = after_eth(ctx, sizeof(*key));
 
-	if ((void *)(key + 1) > data_end)
+	if (!key)
 		return XDP_ABORTED;
 	return bpf_map_lookup_elem(&lru, key) ? XDP_PASS : XDP_DROP;
 }

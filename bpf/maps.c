@@ -129,11 +129,9 @@ SEC("xdp") int flow_count(struct xdp_md *ctx)
 /* Push the u32 after the Ethernet header to both the queue and the stack. */
 SEC("xdp") int push_value(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 *value = data + sizeof(struct ethhdr);
+	__u32 *value = after_eth(ctx, sizeof(*value));
 
-	if ((void *)(value + 1) > data_end)
+	if (!value)
 		return XDP_ABORTED;
 	if (bpf_map_push_elem(&queue, value, BPF_ANY) || bpf_map_push_elem(&stack, value, BPF_ANY))
 		return XDP_DROP;

@@ -23,11 +23,9 @@ static __always_inline int mark(__u64 who, int verdict)
 
 SEC("xdp") int dispatch(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u8 *op = data + sizeof(struct ethhdr);
+	__u8 *op = after_eth(ctx, sizeof(*op));
 
-	if ((void *)(op + 1) > data_end)
+	if (!op)
 		return XDP_ABORTED;
 	bpf_tail_call(ctx, &jmp_table, *op);
 	return mark(FELL_THROUGH, XDP_PASS);

@@ -20,13 +20,9 @@ VERDICT(xdp_out_of_range, 99, 4)
 /* The verdict is the first byte after the Ethernet header. */
 SEC("xdp") int xdp_verdict_in_packet(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u8 *verdict = data + sizeof(struct ethhdr);
+	__u8 *verdict = after_eth(ctx, sizeof(*verdict));
 
-	if ((void *)(verdict + 1) > data_end)
-		return XDP_ABORTED;
-	return *verdict;
+	return verdict ? *verdict : XDP_ABORTED;
 }
 
 /* Reports what the context says: the verdict is ingress_ifindex. */

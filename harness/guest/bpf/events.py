@@ -8,7 +8,28 @@ from .libbpf import (PERF_LOST_FN, PERF_SAMPLE_FN, RINGBUF_SAMPLE_FN, check, che
 from .maps import Map, decode
 
 
-class RingBuffer:
+class _Consumer:
+    """A libbpf consumer handle freed by close() (also as a context manager)."""
+
+    handle = None
+
+    @staticmethod
+    def _free(handle: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.handle:
+            self._free(self.handle)
+            self.handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RingBuffer(_Consumer):
     """poll(timeout) returns the records (bytes, or decoded with record_type)."""
 
     def __init__(self, ringbuf: Map, record_type: Optional[type] = None):
@@ -28,19 +49,12 @@ class RingBuffer:
         out, self.records = self.records, []
         return out
 
-    def close(self) -> None:
-        if self.handle:
-            lib.ring_buffer__free(self.handle)
-            self.handle = None
-
-    def __enter__(self) -> "RingBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    @staticmethod
+    def _free(handle: int) -> None:
+        lib.ring_buffer__free(handle)
 
 
-class PerfBuffer:
+class PerfBuffer(_Consumer):
     """A perf event array's per-CPU buffers: poll() gives (cpu, record) pairs."""
 
     def __init__(self, perf_map: Map, page_count: int = 8, record_type: Optional[type] = None):
@@ -65,13 +79,6 @@ class PerfBuffer:
         out, self.records = self.records, []
         return out
 
-    def close(self) -> None:
-        if self.handle:
-            lib.perf_buffer__free(self.handle)
-            self.handle = None
-
-    def __enter__(self) -> "PerfBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    @staticmethod
+    def _free(handle: int) -> None:
+        lib.perf_buffer__free(handle)

@@ -87,11 +87,8 @@ _PROTOTYPES = {
     "bpf_object__open_mem": (_P, [c_void_p, c_size_t, POINTER(ObjectOpenOpts)]),
     "bpf_object__load": (c_int, [_P]),
     "bpf_object__close": (None, [_P]),
-    "bpf_object__name": (c_char_p, [_P]),
     "bpf_object__next_program": (_P, [_P, _P]),
     "bpf_object__next_map": (_P, [_P, _P]),
-    "bpf_object__find_program_by_name": (_P, [_P, c_char_p]),
-    "bpf_object__find_map_by_name": (_P, [_P, c_char_p]),
     "bpf_program__name": (c_char_p, [_P]),
     "bpf_program__section_name": (c_char_p, [_P]),
     "bpf_program__fd": (c_int, [_P]),
@@ -225,6 +222,15 @@ def check_ptr(ptr: Optional[int], what: str) -> int:
     if not ptr:
         raise os_error(ctypes.get_errno() or 22, what)
     return ptr
+
+
+def object_id(fd: int) -> int:
+    """The kernel's id of the program or map behind fd."""
+    info = InfoHead()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    check(lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+          "bpf_obj_get_info_by_fd")
+    return info.id
 
 
 def num_possible_cpus() -> int:

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Iterator, Optional
 
-from .libbpf import BPF_ANY, BPF_EXIST, BPF_NOEXIST, InfoHead, check, lib, num_possible_cpus
+from .libbpf import BPF_ANY, BPF_EXIST, BPF_NOEXIST, check, lib, num_possible_cpus, object_id
 
 __all__ = ["Map", "PerCpuMap", "QueueMap", "BloomFilter", "ProgArray", "MapOfMaps",
            "PerCpuValues", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "MAP_TYPES", "open_map"]
@@ -59,14 +59,6 @@ def decode(raw: bytes, codec: Codec) -> Any:
     return codec.from_buffer_copy(raw)
 
 
-def _info_id(fd: int) -> int:
-    info = InfoHead()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    check(lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
-          "bpf_obj_get_info_by_fd")
-    return info.id
-
-
 class Map:
     """A BPF map by fd. Dict-like for hash, array, LRU and LPM maps."""
 
@@ -88,7 +80,7 @@ class Map:
 
     @property
     def id(self) -> int:
-        return _info_id(self.fd)
+        return object_id(self.fd)
 
     def types(self, key: Codec = None, value: Codec = None) -> "Map":
         """Declare how keys and values decode (a ctypes type, int or bytes)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from . import attach
-from .libbpf import (InfoHead, ObjectOpenOpts, TestRunOpts, captured_messages, check, lib,
+from .libbpf import (ObjectOpenOpts, TestRunOpts, captured_messages, check, lib, object_id,
                      sized)
 from .maps import Map, open_map
 
@@ -92,11 +92,7 @@ class Program:
 
     @property
     def id(self) -> int:
-        info = InfoHead()
-        size = ctypes.c_uint32(ctypes.sizeof(info))
-        check(lib.bpf_obj_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(size)),
-              "bpf_obj_get_info_by_fd")
-        return info.id
+        return object_id(self.fd)
 
     @property
     def log(self) -> str:
@@ -217,11 +213,10 @@ class BpfObject:
             lib.bpf_program__set_log_buf(handle, program.log_buf, log_size)
             if log_level:
                 lib.bpf_program__set_log_level(handle, log_level)
-        self.maps: dict[str, Map] = {}
-        for handle in self._iterate(lib.bpf_object__next_map):
-            if ifindex:
-                lib.bpf_map__set_ifindex(handle, ifindex)
-            self.maps[lib.bpf_map__name(handle).decode()] = None  # type: ignore[assignment]
+        self.maps: dict[str, Map] = {}  # filled by load(): fds exist from then on
+        self._map_handles = list(self._iterate(lib.bpf_object__next_map))
+        for handle in self._map_handles if ifindex else ():
+            lib.bpf_map__set_ifindex(handle, ifindex)
 
     def _iterate(self, next_fn) -> Iterator[int]:
         current = next_fn(self.handle, None)
@@ -236,23 +231,19 @@ class BpfObject:
             failed = next((p for p in self.programs.values() if p.log), None)
             raise LoadError(-ret, self.name, failed.name if failed else None,
                             failed.log if failed else "", messages)
-        self.maps = {name: open_map(lib.bpf_object__find_map_by_name(self.handle, name.encode()))
-                     for name in self.maps}
+        self.maps = {m.name: m for m in map(open_map, self._map_handles)}
         return self
 
     def program(self, name: str) -> Program:
-        try:
-            return self.programs[name]
-        except KeyError:
-            raise KeyError(f"object {self.name!r} has no program {name!r}; it has "
-                           f"{sorted(self.programs)}") from None
+        return self._named("program", self.programs, name)
 
     def map(self, name: str) -> Map:
-        try:
-            return self.maps[name]
-        except KeyError:
-            raise KeyError(f"object {self.name!r} has no map {name!r}; it has "
-                           f"{sorted(self.maps)}") from None
+        return self._named("map", self.maps, name)
+
+    def _named(self, kind: str, table: dict, name: str):
+        if name not in table:
+            raise KeyError(f"object {self.name!r} has no {kind} {name!r}; it has {sorted(table)}")
+        return table[name]
 
     def close(self) -> None:
         """Detach what the programs attached, then free the object (fds close)."""
