@@ -31,3 +31,12 @@ def test_a_splat_fails_a_passing_call_and_annotates_a_failing_one():
     dispatch.blame_splat(failing, "BUG: x", "/logs/c.log")
     assert failing[1].longrepr == "assert 0"
     assert failing[1].sections[-1][0] == "kernel console"
+
+
+def test_a_failing_host_call_becomes_an_error_reply():
+    def serve(request):
+        raise OSError(5, "disk gone")
+
+    reply = dispatch.answer(serve, {"call": "build"})
+    assert reply["ok"] is False and "disk gone" in reply["error"] and "'build'" in reply["error"]
+    assert dispatch.answer(lambda r: {"ok": True}, {"call": "build"}) == {"ok": True}

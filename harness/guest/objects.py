@@ -1,8 +1,8 @@
 """Where a guest test gets compiled BPF objects: it asks the host.
 
 The host compiles (clang runs natively there, and its cache is shared by
-every VM); the guest receives the object's bytes. On ``--kernel host`` the
-plugin installs a compiler that calls the host builder in-process.
+every VM); the guest receives the object's bytes. On the host itself
+(``--kernel host``) HostRun installs a compiler that builds in-process.
 """
 from __future__ import annotations
 

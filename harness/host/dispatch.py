@@ -45,6 +45,15 @@ def blame_splat(reports: list[TestReport], excerpt: str, log_path: str) -> None:
 Serve = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def answer(serve: Serve, request: dict[str, Any]) -> dict[str, Any]:
+    """serve's reply; a host-side failure becomes an error reply, so the
+    guest's test fails with it instead of waiting for a reply that never comes."""
+    try:
+        return serve(request)
+    except Exception as e:  # noqa: BLE001 -- any failure must reach the guest
+        return {"ok": False, "error": f"the host failed to answer {request.get('call')!r}: {e!r}"}
+
+
 def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: float,
         serve: Serve) -> tuple[list[TestReport], Optional[VmError]]:
     """Run item in vm; (reports, the VM error that ended it, if any).
@@ -65,7 +74,7 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
                 return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
             elif message["ev"] == "call":
-                vm.send({"op": "reply", **serve(message)})
+                vm.send({"op": "reply", **answer(serve, message)})
             elif message["ev"] == "done":
                 break
     except VmTimeout as e:
