@@ -3,6 +3,9 @@
 #
 #   ci/run.sh smoke   the smoke suite on the default kernel (pyproject.toml)
 #   ci/run.sh test    the harness's own tests, then the VM suites on 5.10, 6.1, 6.12, latest
+#                     (tests needing built kernels or the arm64 root run when those are cached)
+#   ci/run.sh build   build the 6.12 test-flavour kernels (x86_64, arm64) and the arm64 root
+#                     if not cached, then the tests and suites that need them (slow: see README)
 #   ci/run.sh setup   only install
 #
 # Installing is idempotent and quiet when already done: Debian packages with
@@ -15,6 +18,11 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static kmod file iproute2   # booting guests with virtme-ng
   clang llvm bpftool libbpf1 libbpf-dev               # building and inspecting BPF
   python3-venv debian-archive-keyring                 # the virtualenv; fetching kernels
+  qemu-system-arm qemu-user-static debootstrap binfmt-support  # arm64 guests and their root
+)
+BUILD_PACKAGES=(
+  make gcc flex bison bc dwarves libelf-dev libssl-dev kmod ccache  # building kernels
+  gcc-aarch64-linux-gnu                                              # ... for arm64
 )
 VENV=.venv
 
@@ -22,7 +30,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_apt() {
   local missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$pkg")
   done
@@ -43,7 +51,7 @@ install_venv() {
   echo "$want" > "$stamp"
 }
 
-install_apt
+install_apt "${APT_PACKAGES[@]}"
 install_venv
 export PATH="$PWD/$VENV/bin:$PATH"
 
@@ -56,5 +64,16 @@ case "${1:-}" in
     pytest tests -v "$@" || rc=$?
     pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
     exit $rc ;;
-  *) echo "usage: ci/run.sh smoke|test|setup [pytest args...]" >&2; exit 2 ;;
+  build)
+    shift
+    install_apt "${BUILD_PACKAGES[@]}"
+    bpfvm kernels build 6.12 --flavour test
+    bpfvm kernels build 6.12 --flavour test --arch arm64
+    bpfvm rootfs build --arch arm64
+    rc=0
+    pytest tests -m build -v "$@" || rc=$?
+    pytest suites -k smoke --kernel 6.12,6.12-test --arch x86_64,arm64 -n 2 -v "$@" || rc=$?
+    pytest suites -k "maps or xdp" --kernel 6.12 --arch arm64 -n 2 -v "$@" || rc=$?
+    exit $rc ;;
+  *) echo "usage: ci/run.sh smoke|test|build|setup [pytest args...]" >&2; exit 2 ;;
 esac

@@ -44,13 +44,12 @@ class Target:
     vmlinuz: Optional[str] = None
     config: Optional[str] = None
     kdir: Optional[str] = None
+    foreign: bool = False  # the arch differs from the host's (decided on the host)
 
     @property
     def id(self) -> str:
         """The test-id suffix: the kernel name, plus the arch when foreign."""
-        if self.kind == "host" or self.arch == host_arch():
-            return self.name
-        return f"{self.name}-{self.arch}"
+        return f"{self.name}-{self.arch}" if self.foreign else self.name
 
     @property
     def in_vm(self) -> bool:

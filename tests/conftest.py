@@ -151,3 +151,48 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 kids.append(int(proc.name))
     return kids
+
+
+def _build_selected(config: pytest.Config) -> bool:
+    return "build" in (config.getoption("markexpr") or "")
+
+
+@pytest.fixture
+def built(request: pytest.FixtureRequest):
+    """Returns a function (line, flavour, arch) -> the cached build's directory.
+
+    Kernel builds take many minutes, so a test that needs one skips unless
+    the cache holds it already or the run selected `-m build` (then it builds).
+    """
+    from harness.host import builds, catalog
+
+    def get(line: str, flavour: str = "test", arch: str = "x86_64") -> Path:
+        fl = catalog.load_flavours()[flavour]
+        found = builds.cached(line, fl, arch)
+        if found:
+            return found
+        if not _build_selected(request.config):
+            pytest.skip(f"kernel {line}-{flavour} for {arch} is not built yet; "
+                        f"run: pytest tests -m build (or bpfvm kernels build {line} "
+                        f"--flavour {flavour} --arch {arch})")
+        entry = catalog.lookup(catalog.load(), line, arch)
+        return builds.build(entry, fl, progress=lambda _: None, refresh=False)
+
+    return get
+
+
+@pytest.fixture
+def foreign_root(request: pytest.FixtureRequest):
+    """The arm64 guest root, under the same rule as `built`."""
+    from harness.host import rootfs
+
+    def get(arch: str = "arm64") -> Path:
+        found = rootfs.cached(arch)
+        if found:
+            return found
+        if not _build_selected(request.config):
+            pytest.skip(f"the {arch} guest root is not built yet; run: pytest tests -m build "
+                        f"(or bpfvm rootfs build --arch {arch})")
+        return rootfs.ensure(arch, progress=lambda _: None)
+
+    return get

@@ -17,7 +17,8 @@ def test_kernels_list_shows_the_catalog():
     assert lines[0].split() == ["NAME", "ARCH", "SOURCE", "CACHED"]
     rows = [line.split()[:2] for line in lines[1:]]
     assert ["latest", "arm64"] in rows and ["5.10", "x86_64"] in rows
-    assert len(rows) == 8
+    assert ["6.12-test", "arm64"] in rows
+    assert len(rows) == 16  # 8 fetched lines, each also as the test flavour
 
 
 def test_doctor_checks_one_line_each():
@@ -32,5 +33,6 @@ def test_unknown_kernel_is_one_clear_line():
     proc = bpfvm("kernels", "fetch", "4.4")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"bpfvm: unknown kernel '4.4' for {host_arch()}; known: 5.10, 6.1, 6.12, latest, 'host', "
-        "or a path to a bzImage/Image or kernel build tree"]
+        f"bpfvm: unknown kernel '4.4' for {host_arch()}; known: 5.10, 6.1, 6.12, latest, "
+        "a built flavour such as 6.12-test, 'host', or a path to a bzImage/Image "
+        "or kernel build tree"]

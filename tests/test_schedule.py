@@ -19,7 +19,13 @@ def test_scope_groups_by_kernel_unless_workers_are_spare():
 
 
 def test_ids_carry_a_foreign_arch_only():
+    from harness.host import catalog, resolve
     foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
-    assert Target("6.12", host_arch(), "catalog").id == "6.12"
-    assert Target("6.12", foreign, "catalog").id == f"6.12-{foreign}"
-    assert Target("host", host_arch(), "host").id == "host"
+    entries, flavours = catalog.load(), catalog.load_flavours()
+    assert resolve.parse("6.12", host_arch(), entries).id == "6.12"
+    assert resolve.parse("6.12", foreign, entries).id == f"6.12-{foreign}"
+    assert resolve.parse("6.12-test", foreign, entries, flavours).id == f"6.12-test-{foreign}"
+    assert resolve.parse("host", host_arch(), entries).id == "host"
+    # the id travels with the target: the guest, whose own arch is the
+    # foreign one, computes the same id
+    assert Target.from_json(resolve.parse("6.12", foreign, entries).to_json()).id == f"6.12-{foreign}"

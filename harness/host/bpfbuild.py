@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import cache
+from . import cache, headers
 
 CLANG = "clang"
 BASE_FLAGS = ("-target", "bpf", "-O2", "-g", "-Wall", "-Wno-unused-function")
 TARGET_ARCH = {"x86_64": "x86", "arm64": "arm64"}
-MULTIARCH = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
 
 class BuildError(Exception):
@@ -57,12 +56,10 @@ def find_source(name: str, dirs: Sequence[Path]) -> Path:
 
 def include_dirs(source: Path, arch: str) -> list[str]:
     """The source's own directory and the guest arch's multiarch headers (asm/...)."""
-    dirs = [str(source.parent)]
-    multiarch = Path("/usr/include") / MULTIARCH[arch]
-    if not multiarch.is_dir():
-        multiarch = Path("/usr/include") / MULTIARCH.get(os.uname().machine.replace(
-            "aarch64", "arm64"), "x86_64-linux-gnu")
-    return dirs + [str(multiarch)]
+    try:
+        return [str(source.parent), str(headers.include_dir(arch))]
+    except (RuntimeError, ValueError) as e:  # FetchError, MirrorError
+        raise BuildError(f"no {arch} kernel headers for {source.name}: {e}") from None
 
 
 def command(source: Path, arch: str, cflags: Sequence[str]) -> list[str]:

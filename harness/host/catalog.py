@@ -1,4 +1,4 @@
-"""The kernel catalog (kernels/catalog.toml): which kernels can be fetched."""
+"""The kernel catalog (kernels/catalog.toml): which kernels can be fetched or built."""
 from __future__ import annotations
 
 import dataclasses
@@ -37,10 +37,7 @@ def catalog_path() -> Path:
 
 
 def parse(text: str) -> list[Entry]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CatalogError(f"kernel catalog is not valid TOML: {e}") from None
+    data = _toml(text)
     entries = []
     seen = set()
     for i, raw in enumerate(data.get("kernel", [])):
@@ -57,12 +54,53 @@ def parse(text: str) -> list[Entry]:
     return entries
 
 
+def _toml(text: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CatalogError(f"kernel catalog is not valid TOML: {e}") from None
+
+
 def load(path: Path | None = None) -> list[Entry]:
+    return parse(_read(path))
+
+
+def _read(path: Path | None) -> str:
     path = path or catalog_path()
     try:
-        return parse(path.read_text())
+        return path.read_text()
     except OSError as e:
         raise CatalogError(f"cannot read kernel catalog {path}: {e.strerror}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavour:
+    """A kernel configuration bpfvm builds: fragment names under kernels/fragments/."""
+    name: str
+    fragments: tuple[str, ...]
+
+
+def parse_flavours(text: str) -> dict[str, Flavour]:
+    data = _toml(text)
+    flavours = {}
+    for name, raw in data.get("flavour", {}).items():
+        frags = raw.get("fragments")
+        if not isinstance(frags, list) or not frags:
+            raise CatalogError(f"kernel catalog flavour {name!r} needs a list of fragments")
+        flavours[name] = Flavour(name, tuple(str(f) for f in frags))
+    return flavours
+
+
+def load_flavours(path: Path | None = None) -> dict[str, Flavour]:
+    return parse_flavours(_read(path))
+
+
+def split_built(name: str, flavours: dict[str, Flavour]) -> tuple[str, Flavour] | None:
+    """'6.12-test' -> ('6.12', test flavour); None when name is no built kernel."""
+    line, sep, flavour = name.rpartition("-")
+    if sep and line and flavour in flavours:
+        return line, flavours[flavour]
+    return None
 
 
 def lookup(entries: list[Entry], name: str, arch: str) -> Entry:
@@ -72,4 +110,5 @@ def lookup(entries: list[Entry], name: str, arch: str) -> Entry:
     names = sorted({e.name for e in entries if e.arch == arch})
     raise CatalogError(
         f"unknown kernel {name!r} for {arch}; known: {', '.join(names)}, "
-        "'host', or a path to a bzImage/Image or kernel build tree")
+        "a built flavour such as 6.12-test, 'host', or a path to a bzImage/Image "
+        "or kernel build tree")

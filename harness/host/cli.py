@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from ..target import ARCHES, host_arch
-from . import accel, aptsources, cache, catalog, fetch, resolve
+from . import accel, aptsources, builds, cache, catalog, fetch, fragments, ksource, resolve, rootfs
 from .aptsources import MirrorError
 
 
@@ -17,20 +18,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     entries = catalog.load()
     rows = [("NAME", "ARCH", "SOURCE", "CACHED")]
     for e in entries:
-        entry_dir = cache.kernels_dir() / e.key
-        manifest = cache.read_manifest(entry_dir)
-        if manifest is None:
-            cached = "-"
-        else:
-            problem = cache.verify(entry_dir)
-            cached = f"{manifest['release']} ({manifest['debian_version']})"
-            if problem:
-                cached += " [damaged: will be refetched]"
-        rows.append((e.name, e.arch, f"debian {e.suite}: {e.package}", cached))
+        rows.append((e.name, e.arch, f"debian {e.suite}: {e.package}",
+                     _cached_label(cache.kernels_dir() / e.key, "debian_version")))
+    for flavour in catalog.load_flavours().values():
+        for e in entries:
+            entry_dir = cache.kernels_dir() / builds.entry_key(e.name, flavour.name, e.arch)
+            rows.append((f"{e.name}-{flavour.name}", e.arch,
+                         f"built: linux-source of {e.suite} + {'+'.join(flavour.fragments)}",
+                         _cached_label(entry_dir, "build_seconds")))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
     return 0
+
+
+def _cached_label(entry_dir: Path, detail: str) -> str:
+    manifest = cache.read_manifest(entry_dir)
+    if manifest is None:
+        return "-"
+    extra = manifest.get(detail, "")
+    if detail == "build_seconds" and extra != "":
+        extra = f"built in {extra // 60}m{extra % 60:02d}s"
+    label = f"{manifest['release']} ({extra})"
+    if cache.verify(entry_dir):
+        label += " [damaged: will be redone]"
+    return label
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -39,6 +51,29 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for name in names:
         entry = catalog.lookup(entries, name, args.arch)
         fetch.fetch(entry, progress=lambda line: print(line, flush=True), show_apt=True)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    flavours = catalog.load_flavours()
+    if args.flavour not in flavours:
+        raise catalog.CatalogError(f"unknown flavour {args.flavour!r}; the catalog has "
+                                   f"{', '.join(sorted(flavours)) or 'none'}")
+    flavour = flavours[args.flavour]
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.tree:
+        builds.build_tree(Path(args.tree), flavour, args.arch, progress=say)
+        return 0
+    if not args.line:
+        raise catalog.CatalogError("name a kernel line to build (e.g. 6.12) or --tree PATH")
+    entry = catalog.lookup(catalog.load(), args.line, args.arch)
+    builds.build(entry, flavour, progress=say)
+    return 0
+
+
+def cmd_rootfs(args: argparse.Namespace) -> int:
+    rootfs.ensure(args.arch, progress=lambda line: print(line, flush=True))
+    print(rootfs.rootfs_dir(args.arch))
     return 0
 
 
@@ -99,6 +134,10 @@ def _probe_target():
     return None
 
 
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bpfvm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,11 +148,25 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("names", nargs="*", help="catalog names (default: all)")
     f.add_argument("--arch", default=host_arch(), choices=ARCHES)
     f.set_defaults(func=cmd_fetch)
+    b = ksub.add_parser("build", help="build a kernel flavour from source into the cache")
+    b.add_argument("line", nargs="?", help="catalog line whose Debian linux-source to build")
+    b.add_argument("--tree", help="build this kernel source tree instead (out of tree)")
+    b.add_argument("--flavour", default="test", help="flavour from the catalog (default: test)")
+    b.add_argument("--arch", default=host_arch(), choices=ARCHES)
+    b.set_defaults(func=cmd_build)
+    r = sub.add_parser("rootfs", help="guest root filesystems for foreign arches")
+    rsub = r.add_subparsers(dest="action", required=True)
+    rb = rsub.add_parser("build", help="build (or check) the cached root of an arch")
+    rb.add_argument("--arch", default="arm64", choices=[a for a in ARCHES if a != host_arch()])
+    rb.set_defaults(func=cmd_rootfs)
     sub.add_parser("doctor", help="check the tools, the cache and KVM").set_defaults(func=cmd_doctor)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (builds, staging dirs) as on Ctrl-C
     try:
         return args.func(args)
-    except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError) as e:
+    except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError,
+            builds.BuildError, ksource.SourceError, fragments.FragmentError,
+            rootfs.RootfsError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

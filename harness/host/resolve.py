@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import kconfig
-from ..target import ARCHES, Target
-from . import cache, catalog, fetch
+from ..target import ARCHES, Target, host_arch
+from . import builds, cache, catalog, fetch
 
 KERNEL_IMAGE = {"x86_64": "arch/x86/boot/bzImage", "arm64": "arch/arm64/boot/Image"}
 
@@ -22,8 +22,16 @@ def split_specs(value: str) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
-def parse(spec: str, arch: str, entries: list[catalog.Entry]) -> Target:
-    """The Target a --kernel value names; catalog kernels are not fetched yet."""
+def parse(spec: str, arch: str, entries: list[catalog.Entry],
+          flavours: Optional[dict[str, catalog.Flavour]] = None) -> Target:
+    """The Target a --kernel value names; catalog kernels are not fetched or built yet."""
+    target = _parse(spec, arch, entries, flavours)
+    target.foreign = target.arch != host_arch()
+    return target
+
+
+def _parse(spec: str, arch: str, entries: list[catalog.Entry],
+           flavours: Optional[dict[str, catalog.Flavour]]) -> Target:
     if arch not in ARCHES:
         raise ResolveError(f"unknown arch {arch!r}; use one of {', '.join(ARCHES)}")
     if spec == "host":
@@ -32,17 +40,27 @@ def parse(spec: str, arch: str, entries: list[catalog.Entry]) -> Target:
                       config=kconfig.running_config_path())
     if "/" in spec or os.path.exists(spec):
         return from_path(Path(spec), arch)
+    built = catalog.split_built(spec, flavours or {})
+    if built and not any(e.name == spec for e in entries):
+        entry = catalog.lookup(entries, built[0], arch)
+        return Target(spec, entry.arch, "built")
     entry = catalog.lookup(entries, spec, arch)
     return Target(entry.name, entry.arch, "catalog")
 
 
 def materialize(target: Target, entries: list[catalog.Entry],
                 progress: Callable[[str], None]) -> None:
-    """Fill in a catalog target from the cache, fetching it if it is not there."""
-    if target.kind != "catalog" or target.vmlinuz:
+    """Fill in a catalog or built target from the cache, fetching or building it first
+    if it is not there."""
+    if target.kind not in ("catalog", "built") or target.vmlinuz:
         return
-    entry = catalog.lookup(entries, target.name, target.arch)
-    entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
+    if target.kind == "built":
+        line, flavour = catalog.split_built(target.name, catalog.load_flavours())
+        entry = catalog.lookup(entries, line, target.arch)
+        entry_dir = builds.build(entry, flavour, progress=progress, refresh=False)
+    else:
+        entry = catalog.lookup(entries, target.name, target.arch)
+        entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
     manifest = cache.read_manifest(entry_dir)
     assert manifest is not None
     target.release = manifest["release"]

@@ -12,11 +12,16 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bpfbuild, bundle, catalog, dispatch, resolve
+from . import accel, bpfbuild, bundle, catalog, dispatch, resolve, rootfs
+from .kbuild import BuildError
+from .ksource import SourceError
+from .rootfs import RootfsError
 from .catalog import CatalogError
 from .fetch import FetchError
 from .aptsources import MirrorError
-from .vm import Vm, VmError, VmOptions
+from .vm import ForeignRoot, Vm, VmError, VmOptions
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `import harness` finds bpfvm
 
 # Options that only mean something on the host; everything else in
 # config.option is handed to the guest's pytest (as pytest-xdist does).
@@ -44,6 +49,7 @@ class HostRun:
         self.accel = "tcg"
         self.files: dict[str, set[str]] = {}
         self.entries: list = []
+        self.roots: dict[str, str] = {}  # arch -> guest root, for foreign arches
         self.prepared = False
         from ..guest import objects  # tests run on this host (--kernel host) build here
 
@@ -57,18 +63,20 @@ class HostRun:
         specs = resolve.split_specs(opt("kernel") or self.config.getini("bpfvm_kernels"))
         try:
             self.entries = catalog.load()
-            for spec in specs:
-                target = resolve.parse(spec, opt("arch"), self.entries)
-                self.targets[target.id] = target
+            flavours = catalog.load_flavours()
+            for arch in resolve.split_specs(opt("arch")):
+                for spec in specs:
+                    target = resolve.parse(spec, arch, self.entries, flavours)
+                    self.targets[target.id] = target
         except (CatalogError, resolve.ResolveError) as e:
             raise pytest.UsageError(str(e)) from None
         if any(t.kind == "host" for t in self.targets.values()) and os.geteuid() != 0:
             raise pytest.UsageError("--kernel host runs tests on the running kernel and needs "
                                     "root; run pytest as root or pick a VM kernel")
-        foreign = [t for t in self.targets.values() if t.in_vm and t.arch != host_arch()]
-        if foreign:
-            raise pytest.UsageError(f"kernel {foreign[0].id}: booting {foreign[0].arch} guests on "
-                                    f"{host_arch()} is not supported yet; use --arch {host_arch()}")
+        foreign_host = [t for t in self.targets.values() if t.kind == "host" and t.foreign]
+        if foreign_host:
+            raise pytest.UsageError(f"--kernel host runs on this {host_arch()} machine; "
+                                    f"it cannot be {foreign_host[0].arch}")
 
     def prepare(self) -> None:
         """Fetch what is missing and decide the accelerator (once per process)."""
@@ -78,7 +86,10 @@ class HostRun:
         try:
             for target in self.targets.values():
                 resolve.materialize(target, self.entries, self._progress)
-        except (CatalogError, FetchError, MirrorError) as e:
+            for arch in sorted({t.arch for t in self.targets.values() if t.foreign}):
+                self.roots[arch] = str(rootfs.ensure(arch, self._progress))
+        except (CatalogError, FetchError, MirrorError, BuildError, SourceError,
+                RootfsError) as e:
             raise pytest.UsageError(str(e)) from None
         if any(t.kind == "host" for t in self.targets.values()):
             from ..guest import system  # --kernel host: this machine is the guest
@@ -199,7 +210,12 @@ class HostRun:
         if not self.vms and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             # SIGTERM ends the run like Ctrl-C does, so the VMs are stopped.
             signal.signal(signal.SIGTERM, _interrupt)
-        vm = Vm(target, self.vm_options(), self.guest_spec(target), bundle.for_this_process())
+        opts = self.vm_options()
+        if target.foreign:
+            opts.accel = "tcg"  # KVM runs the host's arch only
+            vm = Vm(target, opts, self.guest_spec(target), foreign=self.foreign_root(target))
+        else:
+            vm = Vm(target, opts, self.guest_spec(target), bundle.for_this_process())
         try:
             vm.start()
         except VmError as e:
@@ -207,6 +223,17 @@ class HostRun:
             raise
         self.vms[target.id] = vm
         return vm
+
+    def foreign_root(self, target: Target) -> ForeignRoot:
+        """The arch's cached root, with the project, bpfvm (which may be installed
+        outside the project) and the kernel's files shared."""
+        assert target.vmlinuz is not None
+        image = Path(target.vmlinuz)
+        entry = image.parents[1] if image.parent.name == "boot" else image.parent
+        shares = {str(self.config.rootpath), str(PACKAGE_ROOT), str(entry)}
+        modules = entry / "lib/modules" / target.release
+        return ForeignRoot(self.roots[target.arch], sorted(shares),
+                           str(modules) if modules.is_dir() else None, str(PACKAGE_ROOT))
 
     def guest_spec(self, target: Target) -> dict[str, Any]:
         config = self.config

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .. import protocol
 from ..protocol import PORT_NAME
@@ -48,7 +49,48 @@ class VmOptions:
     logdir: Path = Path(tempfile.gettempdir())
 
 
-def vng_command(target: Target, opts: VmOptions, sock: Path, command: str) -> list[str]:
+@dataclasses.dataclass
+class ForeignRoot:
+    """How a guest of a foreign arch sees its files: its own root plus shared host dirs.
+
+    shares appear at their host paths. The root is read-only to the guest,
+    so mount points outside the directories virtme-ng overlays with tmpfs
+    (/tmp, /usr, /etc, ...) are created in the root beforehand. The VM's run
+    directory appears at RUN_DIR.
+    """
+    root: str
+    shares: list[str]
+    modules: Optional[str] = None  # the kernel's lib/modules/RELEASE on the host
+    pythonpath: Optional[str] = None  # where the guest's python finds bpfvm
+
+    RUN_DIR = "/run/bpfvm"
+    OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")
+
+    def prepare(self) -> None:
+        for share in self.shares:
+            if not share.startswith(tuple(f"{d}/" for d in self.OVERLAID)):
+                Path(self.root, share.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+    def vng_args(self, rundir: Path) -> list[str]:
+        args = ["--root", self.root, "--busybox", f"{self.root}/bin/busybox",
+                f"--rodir={self.RUN_DIR}={rundir}"]
+        return args + [f"--rodir={share}={share}" for share in self.shares]
+
+    def prelude(self) -> str:
+        """bpfvm on the import path, and the kernel's modules where modprobe looks
+        (/lib is overlaid, so writable)."""
+        lines = []
+        if self.pythonpath:
+            lines.append(f"export PYTHONPATH={shlex.quote(self.pythonpath)}")
+        if self.modules:
+            mods = shlex.quote(self.modules)
+            lines.append(f'[ -e /lib/modules/$(uname -r)/modules.dep ] || '
+                         f'{{ mkdir -p /lib/modules && ln -sfn {mods} /lib/modules/$(uname -r); }}')
+        return "\n".join(lines)
+
+
+def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
+                extra: Sequence[str] = ()) -> list[str]:
     vng = shutil.which("vng", path=_tool_path())
     if vng is None:
         raise VmError("virtme-ng (vng) is not installed; run the README's install command "
@@ -70,7 +112,7 @@ def vng_command(target: Target, opts: VmOptions, sock: Path, command: str) -> li
         cmd.append("--disable-kvm")
     if target.arch != "x86_64":
         cmd += ["--arch", "arm64" if target.arch == "arm64" else target.arch]
-    return cmd + ["--exec", command]
+    return cmd + list(extra) + ["--exec", command]
 
 
 def _tool_path() -> str:
@@ -84,10 +126,12 @@ class Vm:
     _count = 0
 
     def __init__(self, target: Target, opts: VmOptions, guest_spec: dict[str, Any],
-                 prelude: str = ""):
-        """prelude: shell commands the guest runs before starting the worker."""
+                 prelude: str = "", foreign: Optional[ForeignRoot] = None):
+        """prelude: shell commands the guest runs before starting the worker.
+        foreign: the root and shares of a guest that cannot use the host's root."""
         self.target = target
         self.prelude = prelude
+        self.foreign = foreign
         self.opts = opts
         self.guest_spec = guest_spec
         Vm._count += 1
@@ -111,10 +155,18 @@ class Vm:
         spec_path.write_text(json.dumps(self.guest_spec))
         sock_path = self.rundir / "chan.sock"
         script = self.rundir / "guest.sh"
-        script.write_text(f"{self.prelude}\nexec {sys.executable} -m harness.guest.worker {spec_path}\n")
+        python, guest_dir, extra, prelude = sys.executable, self.rundir, [], self.prelude
+        if self.foreign:
+            self.foreign.prepare()
+            python, guest_dir = "/usr/bin/python3", Path(ForeignRoot.RUN_DIR)
+            extra = self.foreign.vng_args(self.rundir)
+            prelude = f"{self.foreign.prelude()}\n{prelude}"
+        script.write_text(f"{prelude}\n"
+                          f"exec {python} -m harness.guest.worker {guest_dir / spec_path.name}\n")
         # The command travels on the kernel command line (2048 bytes on x86),
         # so the guest gets only the path of the script.
-        cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {script}")
+        cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {guest_dir / script.name}",
+                          extra)
         leash_r, self._leash_w = os.pipe()
         env = dict(os.environ, PATH=_tool_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")

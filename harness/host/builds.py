@@ -1,0 +1,138 @@
+"""Built kernels in the cache: `bpfvm kernels build` and `--kernel 6.12-test`.
+
+A built kernel is published like a fetched one (boot/vmlinuz-REL,
+boot/config-REL, lib/modules/REL, manifest.json) under kernels/LINE-FLAVOUR-ARCH,
+and its manifest records the build key: source, merged fragments, arch,
+compiler and recipe. The same key again is a cache hit.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from . import cache, catalog, fragments, kbuild, ksource
+from .kbuild import BuildError, Progress
+
+
+def entry_key(line: str, flavour: str, arch: str) -> str:
+    return f"{line}-{flavour}-{arch}"
+
+
+def merged_options(flavour: catalog.Flavour, arch: str) -> dict[str, fragments.Option]:
+    return fragments.merge(fragments.load(kbuild.fragment_names(flavour.fragments, arch)))
+
+
+def cached(line: str, flavour: catalog.Flavour, arch: str) -> Optional[Path]:
+    """The cached build when it is intact and its key still matches (no mirror asked)."""
+    final = cache.kernels_dir() / entry_key(line, flavour.name, arch)
+    manifest = cache.read_manifest(final)
+    if manifest is None or cache.verify(final) is not None:
+        return None
+    try:
+        compiler = kbuild.compiler(arch)
+    except BuildError:  # no compiler here: what was built elsewhere is what there is
+        compiler = manifest.get("compiler", "")
+    key = kbuild.build_key(manifest["source"], merged_options(flavour, arch), arch, compiler)
+    return final if manifest.get("build_key") == key else None
+
+
+def build(entry: catalog.Entry, flavour: catalog.Flavour, progress: Progress = print,
+          refresh: bool = True) -> Path:
+    """Make the cache hold entry's line built as flavour for entry's arch; return its dir.
+
+    refresh=False uses an intact build whose key matches without asking the
+    mirror for a newer source (what pytest does).
+    """
+    arch = entry.arch
+    key_name = entry_key(entry.name, flavour.name, arch)
+    final = cache.kernels_dir() / key_name
+    options = merged_options(flavour, arch)
+    with cache.locked(key_name):
+        cache.sweep(final.parent, key_name)
+        if not refresh and cached(entry.name, flavour, arch):
+            return final
+        compiler = kbuild.compiler(arch)
+        missing = kbuild.missing_tools()
+        if missing:
+            raise BuildError(f"building kernels needs {', '.join(missing)}: apt-get install "
+                             f"{' '.join(missing)} (ci/run.sh build installs them)")
+        source = ksource.debian_source(entry, progress)
+        key = kbuild.build_key(source.label, options, arch, compiler)
+        old = cache.read_manifest(final) if cache.verify(final) is None else None
+        if old and old.get("build_key") == key:
+            progress(f"{key_name}: {source.package} {source.debian_version} is already built "
+                     f"({old['release']})")
+            return final
+        log = cache.cache_dir() / "logs" / f"build-{key_name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"# {key_name}: {source.label}, {compiler}\n")
+        staged = cache.staging(final.parent, key_name)
+        started = time.monotonic()
+        try:
+            tree = ksource.unpack_debian(entry, source, staged / "src", progress)
+            counter = kbuild.StepCounter(key_name, expected=(old or {}).get("steps", 0))
+            root = staged / "root"
+            release, image, config = kbuild.run_steps(
+                tree, staged / "out", arch, options, f"-bpfvm-{flavour.name}", log, root,
+                counter, progress)
+            seconds = round(time.monotonic() - started)
+            manifest = _manifest(entry, flavour, source, key, compiler, root, release,
+                                 image, config, counter.steps, seconds)
+            (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            shutil.rmtree(staged / "src")
+            shutil.rmtree(staged / "out")
+            cache.publish(root, final)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        progress(f"{key_name}: built {release} in {seconds // 60}m{seconds % 60:02d}s "
+                 f"(log: {log}); cached in {final}")
+        return final
+
+
+def _manifest(entry: catalog.Entry, flavour: catalog.Flavour, source: ksource.DebianSource,
+              key: str, compiler: str, root: Path, release: str, image: Path, config: Path,
+              steps: int, seconds: int) -> dict:
+    return {
+        "name": f"{entry.name}-{flavour.name}", "line": entry.name, "flavour": flavour.name,
+        "arch": entry.arch, "source": source.label, "version": source.version,
+        "debian_version": source.debian_version, "release": release,
+        "build_key": key, "compiler": compiler, "fragments": list(
+            kbuild.fragment_names(flavour.fragments, entry.arch)),
+        "steps": steps, "build_seconds": seconds,
+        "vmlinuz": str(image.relative_to(root)), "config": str(config.relative_to(root)),
+        "modules": f"lib/modules/{release}",
+        "modules_digest": cache.tree_digest(root / "lib/modules" / release),
+        "sha256": {str(p.relative_to(root)): cache.sha256_file(p) for p in (image, config)},
+        "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def build_tree(tree: Path, flavour: catalog.Flavour, arch: str,
+               progress: Progress = print) -> Path:
+    """Build a user's tree out of tree into the cache; return the build dir (for --kernel).
+
+    The build dir is kept between runs, so make rebuilds only what changed.
+    """
+    tree = tree.expanduser().resolve()
+    version = ksource.tree_version(tree)
+    slug = f"{tree.name}-{hashlib.sha256(str(tree).encode()).hexdigest()[:8]}"
+    out = cache.cache_dir() / "trees" / f"{slug}-{flavour.name}-{arch}"
+    log = out.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    revision = ksource.tree_revision(tree) or "no git"
+    log.write_text(f"# {tree} {version} ({revision}), flavour {flavour.name}, {arch}\n")
+    options = merged_options(flavour, arch)
+    label = f"{tree.name}-{flavour.name}-{arch}"
+    counter = kbuild.StepCounter(label)
+    make = kbuild.Make(tree, out, arch, log, ccache=kbuild.ccache_path())
+    progress(f"{label}: configuring {version} ({revision})")
+    kbuild.configure(make, options, f"-bpfvm-{flavour.name}")
+    kbuild.compile_kernel(make, counter)
+    progress(f"{label}: built in {counter.line()[len(label) + 2:]}; "
+             f"run tests with --kernel {out}" + (f" --arch {arch}" if arch != "x86_64" else ""))
+    return out
