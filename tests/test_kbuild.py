@@ -140,6 +140,7 @@ def test_progress_line_shows_time_steps_and_share_of_the_last_build():
     for _ in range(50):
         counter("CC", "x.o")
     assert "50 steps (~25%)" in counter.line()
+    assert counter.summary() == "0m00s, 50 steps"
 
 
 def test_built_names_split_into_line_and_flavour():

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..target import host_arch
 from . import cache, catalog, fragments, kbuild, ksource
 from .kbuild import BuildError, Progress
 
@@ -122,7 +123,7 @@ def build_tree(tree: Path, flavour: catalog.Flavour, arch: str,
     version = ksource.tree_version(tree)
     slug = f"{tree.name}-{hashlib.sha256(str(tree).encode()).hexdigest()[:8]}"
     out = cache.cache_dir() / "trees" / f"{slug}-{flavour.name}-{arch}"
-    log = out.with_suffix(".log")
+    log = out.parent / f"{out.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     revision = ksource.tree_revision(tree) or "no git"
     log.write_text(f"# {tree} {version} ({revision}), flavour {flavour.name}, {arch}\n")
@@ -133,6 +134,6 @@ def build_tree(tree: Path, flavour: catalog.Flavour, arch: str,
     progress(f"{label}: configuring {version} ({revision})")
     kbuild.configure(make, options, f"-bpfvm-{flavour.name}")
     kbuild.compile_kernel(make, counter)
-    progress(f"{label}: built in {counter.line()[len(label) + 2:]}; "
-             f"run tests with --kernel {out}" + (f" --arch {arch}" if arch != "x86_64" else ""))
+    progress(f"{label}: built ({counter.summary()}); run tests with --kernel {out}"
+             + (f" --arch {arch}" if arch != host_arch() else ""))
     return out

@@ -194,6 +194,11 @@ class StepCounter:
             done += f" (~{min(99, 100 * self.steps // self.expected)}%)"
         return f"{self.label}: [{elapsed // 60:d}:{elapsed % 60:02d}] {done} {detail}".rstrip()
 
+    def summary(self) -> str:
+        """'16m57s, 2325 steps', for the line that ends a build."""
+        elapsed = int(time.monotonic() - self.started)
+        return f"{elapsed // 60}m{elapsed % 60:02d}s, {self.steps} steps"
+
     def _show(self, detail: str) -> None:
         text = self.line(detail)
         if self.tty:
@@ -246,7 +251,7 @@ def run_steps(tree: Path, work: Path, arch: str, options: dict[str, fragments.Op
     progress(f"{counter.label}: configuring (allnoconfig + fragments)")
     configure(make, options, localversion)
     compile_kernel(make, counter)
-    progress(f"{counter.label}: compiled in {counter.line()[len(counter.label) + 2:]}")
+    progress(f"{counter.label}: compiled ({counter.summary()})")
     return install(make, root)
 
 
