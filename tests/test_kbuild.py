@@ -1,7 +1,4 @@
 """Kernel builds, host-side logic: fragments, the dropped-option check, keys, make variables."""
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from harness.host import builds, catalog, fragments, kbuild, resolve, rootfs
