@@ -86,6 +86,13 @@ class Apt:
         return fields
 
 
+def apt_for(suite: str, arch: str) -> Apt:
+    """A private apt for one suite and arch, on the system's mirror."""
+    uri, keyring = aptsources.mirror()
+    return Apt(cache.cache_dir() / "apt" / f"{suite}-{DEBIAN_ARCH[arch]}", uri, keyring,
+               suite, arch)
+
+
 def depends(fields: dict[str, str]) -> list[str]:
     """First alternative of each dependency, names only."""
     names = []
@@ -162,9 +169,7 @@ def fetch(entry: Entry, progress: Progress = print, refresh: bool = True,
             return final
         if final.exists() and problem:
             progress(f"{entry.key}: cached copy unusable ({problem}); fetching again")
-        uri, keyring = aptsources.mirror()
-        apt = Apt(cache.cache_dir() / "apt" / f"{entry.suite}-{DEBIAN_ARCH[entry.arch]}",
-                  uri, keyring, entry.suite, entry.arch)
+        apt = apt_for(entry.suite, entry.arch)
         progress(f"{entry.key}: updating package lists for {entry.suite}/{apt.arch}")
         apt.update()
         packages = resolve(apt, entry.package)

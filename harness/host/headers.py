@@ -12,8 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..target import DEBIAN_ARCH
-from . import aptsources, cache, fetch
+from . import cache, fetch
 
 MULTIARCH = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
@@ -34,9 +33,7 @@ def include_dir(arch: str) -> Path:
         if include.is_dir():
             return include
         suite = host_suite()
-        uri, keyring = aptsources.mirror()
-        apt = fetch.Apt(cache.cache_dir() / "apt" / f"{suite}-{DEBIAN_ARCH[arch]}",
-                        uri, keyring, suite, arch)
+        apt = fetch.apt_for(suite, arch)
         apt.update()
         version = apt.record("linux-libc-dev")["Version"]
         staged = cache.staging(final.parent, arch)

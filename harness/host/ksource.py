@@ -7,8 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..target import DEBIAN_ARCH
-from . import aptsources, cache, fetch
+from . import fetch
 from .catalog import Entry
 
 Progress = Callable[[str], None]
@@ -35,15 +34,9 @@ class DebianSource:
         return fetch.upstream_version(self.debian_version)
 
 
-def _apt(entry: Entry) -> fetch.Apt:
-    uri, keyring = aptsources.mirror()
-    return fetch.Apt(cache.cache_dir() / "apt" / f"{entry.suite}-{DEBIAN_ARCH[entry.arch]}",
-                     uri, keyring, entry.suite, entry.arch)
-
-
 def debian_source(entry: Entry, progress: Progress) -> DebianSource:
     """Ask the mirror which linux-source-X.Y the line's suite has now."""
-    apt = _apt(entry)
+    apt = fetch.apt_for(entry.suite, entry.arch)
     progress(f"{entry.name}: updating package lists for {entry.suite}")
     apt.update()
     meta = apt.record("linux-source")
@@ -55,7 +48,7 @@ def debian_source(entry: Entry, progress: Progress) -> DebianSource:
 
 def unpack_debian(entry: Entry, source: DebianSource, dest: Path, progress: Progress) -> Path:
     """Download and unpack the source package; return the kernel tree under dest."""
-    apt = _apt(entry)
+    apt = fetch.apt_for(entry.suite, entry.arch)
     debs = dest / "debs"
     debs.mkdir(parents=True)
     progress(f"{entry.name}: downloading {source.package} {source.debian_version}")
