@@ -11,7 +11,7 @@
 Everything goes through the distribution's libbpf (libbpf.so.1) with ctypes.
 """
 from .guest.bpf.attach import (Attachment, Link, TcAttachment, XdpAttachment, ifindex,
-                               xdp_prog_id)
+                               xdp_detach, xdp_prog_id)
 from .guest.bpf.events import PerfBuffer, RingBuffer
 from .guest.bpf.libbpf import (BPF_ANY, BPF_EXIST, BPF_F_TEST_RUN_ON_CPU, BPF_NOEXIST,
                                XDP_FLAGS_REPLACE, XDP_FLAGS_UPDATE_IF_NOEXIST,
@@ -25,13 +25,15 @@ from .guest.objects import BuildError, compiled, load_object
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
+BPF_F_INGRESS = 1
 
 __all__ = [
-    "Attachment", "Link", "TcAttachment", "XdpAttachment", "ifindex", "xdp_prog_id",
+    "Attachment", "Link", "TcAttachment", "XdpAttachment", "ifindex", "xdp_detach",
+    "xdp_prog_id",
     "PerfBuffer", "RingBuffer", "BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "BPF_F_TEST_RUN_ON_CPU",
     "XDP_FLAGS_REPLACE", "XDP_FLAGS_UPDATE_IF_NOEXIST", "num_possible_cpus", "libbpf_version",
     "BloomFilter", "Map", "MapOfMaps", "PerCpuMap", "PerCpuValues", "ProgArray", "QueueMap",
     "BpfObject", "LoadError", "Program", "TestRun", "load", "BuildError", "compiled",
     "load_object", "bpftool", "on_cpu", "online_cpus", "possible_cpus", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT",
-    "TC_ACT_OK", "TC_ACT_SHOT", "TC_ACT_REDIRECT",
+    "TC_ACT_OK", "TC_ACT_SHOT", "TC_ACT_REDIRECT", "BPF_F_INGRESS",
 ]

@@ -150,6 +150,31 @@ def bpf_object(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
+def topology():
+    """Factory: ``topology("pair")``, ``topology("router")``, ``topology("fanout", 3)``
+    or ``topology(links=[("a", "b"), ("b", "c")])``, each with ``ipv6=``; returns a
+    harness.net.Topology of network namespaces, removed at teardown.
+    """
+    from .guest import topology as shapes
+
+    built = []
+
+    def factory(shape: Optional[str] = None, *args, links=None, ipv6: bool = False):
+        if (shape is None) == (links is None):
+            raise pytest.UsageError("topology(): give a shape (pair, router, fanout) or links=")
+        if shape is not None and shape not in shapes.SHAPES:
+            raise pytest.UsageError(f"topology({shape!r}): no such shape; "
+                                    f"use one of {', '.join(shapes.SHAPES)} or links=")
+        net = shapes.SHAPES[shape](*args, ipv6=ipv6) if shape else shapes.Topology(links, ipv6)
+        built.append(net)
+        return net
+
+    yield factory
+    for net in reversed(built):
+        net.close()
+
+
+@pytest.fixture
 def host_boot_id() -> str:
     """The boot id of the machine that started pytest (differs inside a guest)."""
     return os.environ.get("BPFVM_HOST_BOOT_ID") or \

@@ -21,3 +21,23 @@ def bpffs_dir():
     for name in os.listdir(path):
         os.unlink(os.path.join(path, name))
     os.rmdir(path)
+
+
+# -- live traffic -----------------------------------------------------------------------
+
+@pytest.fixture(params=["generic", "native"])
+def xdp_mode(request) -> str:
+    """Each test using it runs with XDP attached in generic, then in native mode."""
+    return request.param
+
+
+@pytest.fixture
+def pair(topology):
+    """Namespaces a and b over one veth pair."""
+    return topology("pair")
+
+
+@pytest.fixture
+def routed(topology):
+    """a - r - b: frames from a enter r on veth0, leave towards b on veth1."""
+    return topology("router")

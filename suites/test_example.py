@@ -1,8 +1,8 @@
-"""The README's worked example: bpf/xdp_count.c and its test."""
+"""The README's examples: bpf/xdp_count.c and its test; an XDP drop on live traffic."""
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpf
+from harness import bpf, net
 
 
 def test_xdp_count_drops_discard_port(bpf_object):
@@ -12,3 +12,13 @@ def test_xdp_count_drops_discard_port(bpf_object):
     assert prog.test_run(Ether() / IP() / UDP(dport=9)).retval == bpf.XDP_DROP
     assert prog.test_run(Ether() / IP() / UDP(dport=53), repeat=10).retval == bpf.XDP_PASS
     assert counts[bpf.XDP_DROP] == 1 and counts[bpf.XDP_PASS] == 10
+
+
+def test_xdp_drop_on_the_wire(topology, bpf_object):
+    t = topology("pair")                          # namespaces a and b, one veth pair
+    obj = bpf_object("xdp_verdicts")
+    obj.program("xdp_drop").attach_xdp(t.b.iface, mode="native")  # b's veth0, in b
+    capture = t.b.capture()                       # what b's stack receives, from now on
+    t.a.send([t.a.udp_to(t.b, 5000, b"x")] * 3)   # Ether/IP/UDP from a to b, sent raw
+    net.wait_until(lambda: obj.map("runs")[1] == 3)   # the program has seen all three
+    assert capture.frames(timeout=0.3) == []

@@ -1,19 +1,27 @@
 """Attachments: what a program is attached to, detached exactly once.
 
 Each is a context manager; BpfObject.close() detaches whatever its programs
-still have attached, so a fixture's teardown leaves no hook behind.
+still have attached, so a fixture's teardown leaves no hook behind. XDP and
+TC attachments remember the network namespace they were made in and detach
+there, wherever the caller is by then (an ifindex means nothing elsewhere).
+An interface is a name, an ifindex (both of the caller's namespace), or an
+object with ``name`` and ``netns_fd`` (harness.net's Iface), whose namespace
+the call enters by itself.
 """
 from __future__ import annotations
 
 import ctypes
+import os
 import socket
-from typing import Union
+from contextlib import contextmanager
+from typing import Any, Iterator, Union
 
+from .. import netns
 from .libbpf import (BPF_TC_EGRESS, BPF_TC_INGRESS, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE,
-                     XDP_FLAGS_SKB_MODE, TcHook, TcOpts, XdpAttachOpts, check, lib, os_error,
-                     sized)
+                     XDP_FLAGS_SKB_MODE, TcHook, TcOpts, XdpAttachOpts, captured_messages, lib,
+                     os_error, sized)
 
-Interface = Union[str, int]
+Interface = Union[str, int, Any]
 
 XDP_MODES = {"generic": XDP_FLAGS_SKB_MODE, "skb": XDP_FLAGS_SKB_MODE,
              "native": XDP_FLAGS_DRV_MODE, "drv": XDP_FLAGS_DRV_MODE,
@@ -21,13 +29,25 @@ XDP_MODES = {"generic": XDP_FLAGS_SKB_MODE, "skb": XDP_FLAGS_SKB_MODE,
 TC_DIRECTIONS = {"ingress": BPF_TC_INGRESS, "egress": BPF_TC_EGRESS}
 
 
+@contextmanager
+def inside(iface: Interface) -> Iterator[tuple[int, str]]:
+    """(ifindex, name to show) of iface, the caller in iface's namespace for the block."""
+    name = str(getattr(iface, "name", iface))
+    with netns.entered_for(iface):
+        if isinstance(iface, int):
+            yield iface, name
+            return
+        try:
+            index = socket.if_nametoindex(name)
+        except OSError:
+            raise OSError(19, f"no network interface {name!r} in this namespace") from None
+        yield index, name
+
+
 def ifindex(iface: Interface) -> int:
-    if isinstance(iface, int):
-        return iface
-    try:
-        return socket.if_nametoindex(iface)
-    except OSError:
-        raise OSError(19, f"no network interface {iface!r} in this namespace") from None
+    """iface's index in the namespace it belongs to (a name: the caller's)."""
+    with inside(iface) as (index, _):
+        return index
 
 
 class Attachment:
@@ -56,6 +76,38 @@ class Attachment:
         raise NotImplementedError
 
 
+def netlink_call(ret_fn, what: str) -> int:
+    """A libbpf netlink call; its failure carries the kernel's extack message, if any."""
+    with captured_messages() as messages:
+        ret = ret_fn()
+    if ret < 0:
+        error = os_error(ret, what)
+        error.extack = next((m.split("Kernel error message:", 1)[1].strip()
+                             for m in messages if "Kernel error message:" in m), None)
+        if error.extack:
+            error.strerror += f" ({error.extack})"
+        raise error
+    return ret
+
+
+class NetAttachment(Attachment):
+    """Attached to an interface of the namespace the caller was in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.netns = netns.current()
+
+    def _detach(self) -> None:
+        try:
+            with netns.entered(self.netns):
+                self._detach_here()
+        finally:
+            os.close(self.netns)
+
+    def _detach_here(self) -> None:
+        raise NotImplementedError
+
+
 class Link(Attachment):
     """A libbpf bpf_link (kprobe, tracepoint, raw tracepoint, ...)."""
 
@@ -70,64 +122,78 @@ class Link(Attachment):
         lib.bpf_link__destroy(self.handle)
 
 
-class XdpAttachment(Attachment):
-    """An XDP program on an interface, detached with the mode it was attached in."""
+class XdpAttachment(NetAttachment):
+    """An XDP program on an interface, detached with the mode it was attached in.
+
+    A refusal is an OSError whose ``extack`` is the kernel's message (or None).
+    """
 
     def __init__(self, prog_fd: int, iface: Interface, mode: str = "native", flags: int = 0,
                  replace_fd: int = 0):
-        super().__init__()
         if mode not in XDP_MODES:
             raise ValueError(f"XDP mode {mode!r}: use one of generic, native, offload")
-        self.ifindex, self.mode = ifindex(iface), mode
-        self.flags = XDP_MODES[mode] | flags
+        self.mode, self.flags = mode, XDP_MODES[mode] | flags
         opts = sized(XdpAttachOpts, old_prog_fd=replace_fd)
-        check(lib.bpf_xdp_attach(self.ifindex, prog_fd, self.flags, ctypes.byref(opts)),
-              f"XDP attach ({mode}) to {iface}")
+        with inside(iface) as (self.ifindex, name):
+            netlink_call(lambda: lib.bpf_xdp_attach(self.ifindex, prog_fd, self.flags,
+                                                    ctypes.byref(opts)),
+                         f"XDP attach ({mode}) to {name}")
+            super().__init__()
 
     def __repr__(self) -> str:
         return f"<XdpAttachment ifindex={self.ifindex} mode={self.mode}>"
 
-    def _detach(self) -> None:
+    def _detach_here(self) -> None:
         ret = lib.bpf_xdp_detach(self.ifindex, XDP_MODES[self.mode], None)
-        if ret < 0 and ret != -19:  # the interface may be gone (netns deleted) already
+        if ret < 0 and ret != -19:  # the interface may be gone already
             raise os_error(ret, f"XDP detach ({self.mode}) from ifindex {self.ifindex}")
+
+
+def xdp_detach(iface: Interface, mode: str = None) -> None:
+    """Detach whatever XDP program runs on iface in mode (the kernel's answer as OSError)."""
+    with inside(iface) as (index, name):
+        netlink_call(lambda: lib.bpf_xdp_detach(index, XDP_MODES[mode], None),
+                     f"XDP detach ({mode or 'any mode'}) from {name}")
 
 
 def xdp_prog_id(iface: Interface, mode: str = None) -> int:
     """The id of the XDP program attached in mode (0 when none)."""
     out = ctypes.c_uint32()
-    check(lib.bpf_xdp_query_id(ifindex(iface), XDP_MODES[mode], ctypes.byref(out)),
-          f"XDP query on {iface}")
+    with inside(iface) as (index, name):
+        netlink_call(lambda: lib.bpf_xdp_query_id(index, XDP_MODES[mode], ctypes.byref(out)),
+                     f"XDP query on {name}")
     return out.value
 
 
-class TcAttachment(Attachment):
+class TcAttachment(NetAttachment):
     """A TC program on a clsact hook; the hook is removed again if we created it."""
 
     def __init__(self, prog_fd: int, iface: Interface, direction: str = "ingress",
                  handle: int = 1, priority: int = 1):
-        super().__init__()
         if direction not in TC_DIRECTIONS:
             raise ValueError(f"TC direction {direction!r}: use ingress or egress")
         self.direction = direction
-        self.hook = sized(TcHook, ifindex=ifindex(iface), attach_point=TC_DIRECTIONS[direction])
-        ret = lib.bpf_tc_hook_create(ctypes.byref(self.hook))
-        if ret < 0 and ret != -17:  # EEXIST: clsact was already there
-            raise os_error(ret, f"create clsact on {iface}")
-        self.created_hook = ret == 0
-        self.opts = sized(TcOpts, prog_fd=prog_fd, handle=handle, priority=priority)
-        try:
-            check(lib.bpf_tc_attach(ctypes.byref(self.hook), ctypes.byref(self.opts)),
-                  f"TC attach ({direction}) to {iface}")
-        except OSError:
-            self._destroy_hook()
-            raise
+        with inside(iface) as (index, name):
+            self.hook = sized(TcHook, ifindex=index, attach_point=TC_DIRECTIONS[direction])
+            ret = lib.bpf_tc_hook_create(ctypes.byref(self.hook))
+            if ret < 0 and ret != -17:  # EEXIST: clsact was already there
+                raise os_error(ret, f"create clsact on {name}")
+            self.created_hook = ret == 0
+            self.opts = sized(TcOpts, prog_fd=prog_fd, handle=handle, priority=priority)
+            try:
+                netlink_call(lambda: lib.bpf_tc_attach(ctypes.byref(self.hook),
+                                                       ctypes.byref(self.opts)),
+                             f"TC attach ({direction}) to {name}")
+            except OSError:
+                self._destroy_hook()
+                raise
+            super().__init__()
 
     @property
     def prog_id(self) -> int:
         return self.opts.prog_id
 
-    def _detach(self) -> None:
+    def _detach_here(self) -> None:
         opts = sized(TcOpts, handle=self.opts.handle, priority=self.opts.priority)
         lib.bpf_tc_detach(ctypes.byref(self.hook), ctypes.byref(opts))
         self._destroy_hook()
