@@ -37,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bpfvm-memory", default=None, help="memory per VM, e.g. 1G")
     group.addoption("--bpfvm-logdir", default=None,
                     help="where VM console logs go (default: under pytest's basetemp)")
+    group.addoption("--update-golden", action="store_true", default=False,
+                    help="rewrite the verifier golden files (logs, stats) from this run")
+    group.addoption("--verifier-report", default=None, metavar="BASE",
+                    help="write the verifier matrix to BASE.md and BASE.json")
     parser.addini("bpfvm_kernels", "default --kernel value", default="6.12")
     parser.addini("bpfvm_suites", "paths whose tests run inside VMs", type="paths",
                   default=[])
@@ -56,7 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(GUEST_ENV) or config.getoption("help", False) or config.getoption("version", 0):
         return
     from .host.runner import HostRun
+    from .host.verdicts import VerifierReport
 
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
+        config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
     run = HostRun(config)
     run.parse_targets()
     config.stash[RUN_KEY] = run
@@ -172,6 +179,17 @@ def topology():
     yield factory
     for net in reversed(built):
         net.close()
+
+
+@pytest.fixture
+def verifier(request: pytest.FixtureRequest, kernel: Target):
+    """A harness.verifier.Checker: expect_reject/expect_accept (recorded for the
+    end-of-run matrix), golden_log/golden_stats (files in golden/<kernel id>/
+    beside the test, rewritten with --update-golden)."""
+    from .verifier import Checker
+
+    return Checker(request.node, kernel.id, request.path.parent / "golden",
+                   request.config.getoption("update_golden"), base=request.path.parent)
 
 
 @pytest.fixture

@@ -44,6 +44,11 @@ def parse_kernel_spec(spec: str) -> list[tuple[str, tuple[int, int, int]]]:
     return clauses
 
 
+def version_matches(version: tuple[int, int, int], spec: str) -> bool:
+    """Whether version satisfies every clause of spec ('>=5.15,<6.2')."""
+    return all(_OPS[op](version, wanted) for op, wanted in parse_kernel_spec(spec))
+
+
 def parse_kconfig(option: str) -> tuple[str, Optional[str]]:
     """'CONFIG_X' -> ('CONFIG_X', None) meaning y or m; 'CONFIG_X=y' -> exact."""
     m = _KCONFIG.match(option) if isinstance(option, str) else None
@@ -75,9 +80,8 @@ def check_kernel(target: Target, specs: Iterable[str]) -> Optional[str]:
     if version is None:
         raise Undecided
     for spec in specs:
-        for op, wanted in parse_kernel_spec(spec):
-            if not _OPS[op](version, wanted):
-                return f"kernel {target.describe()}: needs kernel {spec}"
+        if not version_matches(version, spec):
+            return f"kernel {target.describe()}: needs kernel {spec}"
     return None
 
 

@@ -1,4 +1,4 @@
-"""The `bpfvm` command: kernel catalog and cache, and a health check."""
+"""The `bpfvm` command: kernel catalog and cache, a health check, verifier statistics."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from ..target import ARCHES, host_arch
-from . import accel, aptsources, builds, cache, catalog, fetch, fragments, ksource, resolve, rootfs
+from . import (accel, aptsources, builds, cache, catalog, fetch, fragments, ksource, resolve,
+               rootfs, verifier_stats)
 from .aptsources import MirrorError
 
 
@@ -138,6 +139,18 @@ def _interrupt(signum: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def cmd_verifier_stats(args: argparse.Namespace) -> int:
+    root = Path(args.golden)
+    kernels = args.kernels or verifier_stats.kernel_dirs(root)
+    if len(kernels) < 2:
+        raise verifier_stats.StatsError(
+            f"need statistics of two kernels or more in {root} (found: {', '.join(kernels) or 'none'}); "
+            "write them with: pytest suites -k verifier --kernel A,B --update-golden")
+    table = verifier_stats.load(root, kernels, args.field)
+    print(verifier_stats.render(table, kernels, args.field))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bpfvm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,13 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--arch", default="arm64", choices=[a for a in ARCHES if a != host_arch()])
     rb.set_defaults(func=cmd_rootfs)
     sub.add_parser("doctor", help="check the tools, the cache and KVM").set_defaults(func=cmd_doctor)
+    v = sub.add_parser("verifier-stats", help="golden verifier statistics compared across kernels")
+    v.add_argument("kernels", nargs="*", help="kernel ids to compare, first is the baseline "
+                                              "(default: every kernel with statistics)")
+    v.add_argument("--golden", default="suites/golden", help="golden directory (default: %(default)s)")
+    v.add_argument("--field", default="processed_insns", choices=verifier_stats.FIELDS)
+    v.set_defaults(func=cmd_verifier_stats)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (builds, staging dirs) as on Ctrl-C
     try:
         return args.func(args)
     except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError,
             builds.BuildError, ksource.SourceError, fragments.FragmentError,
-            rootfs.RootfsError) as e:
+            rootfs.RootfsError, verifier_stats.StatsError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

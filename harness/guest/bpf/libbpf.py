@@ -62,10 +62,40 @@ class TcOpts(Structure):
                 ("prog_id", c_uint32), ("handle", c_uint32), ("priority", c_uint32)]
 
 
+class ProgLoadOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("attempts", c_int), ("expected_attach_type", c_uint32),
+                ("prog_btf_fd", c_uint32), ("prog_flags", c_uint32), ("prog_ifindex", c_uint32),
+                ("kern_version", c_uint32), ("attach_btf_id", c_uint32),
+                ("attach_prog_fd", c_uint32), ("attach_btf_obj_fd", c_uint32),
+                ("fd_array", c_void_p), ("func_info", c_void_p), ("func_info_cnt", c_uint32),
+                ("func_info_rec_size", c_uint32), ("line_info", c_void_p),
+                ("line_info_cnt", c_uint32), ("line_info_rec_size", c_uint32),
+                ("log_level", c_uint32), ("log_size", c_uint32), ("log_buf", c_void_p)]
+
+
 class InfoHead(Structure):
     """The first fields of bpf_prog_info / bpf_map_info (type, id); the
     kernel fills only as much of an info struct as it is given."""
     _fields_ = [("type", c_uint32), ("id", c_uint32)]
+
+
+class ProgInfo(Structure):
+    """struct bpf_prog_info up to verified_insns (5.16); older kernels fill less of it."""
+    _fields_ = [("type", c_uint32), ("id", c_uint32), ("tag", ctypes.c_uint8 * 8),
+                ("jited_prog_len", c_uint32), ("xlated_prog_len", c_uint32),
+                ("jited_prog_insns", c_uint64), ("xlated_prog_insns", c_uint64),
+                ("load_time", c_uint64), ("created_by_uid", c_uint32), ("nr_map_ids", c_uint32),
+                ("map_ids", c_uint64), ("name", ctypes.c_char * 16), ("ifindex", c_uint32),
+                ("gpl_compatible", c_uint32), ("netns_dev", c_uint64), ("netns_ino", c_uint64),
+                ("nr_jited_ksyms", c_uint32), ("nr_jited_func_lens", c_uint32),
+                ("jited_ksyms", c_uint64), ("jited_func_lens", c_uint64), ("btf_id", c_uint32),
+                ("func_info_rec_size", c_uint32), ("func_info", c_uint64),
+                ("nr_func_info", c_uint32), ("nr_line_info", c_uint32), ("line_info", c_uint64),
+                ("jited_line_info", c_uint64), ("nr_jited_line_info", c_uint32),
+                ("line_info_rec_size", c_uint32), ("jited_line_info_rec_size", c_uint32),
+                ("nr_prog_tags", c_uint32), ("prog_tags", c_uint64), ("run_time_ns", c_uint64),
+                ("run_cnt", c_uint64), ("recursion_misses", c_uint64),
+                ("verified_insns", c_uint32), ("attach_btf_obj_id", c_uint32)]
 
 
 def sized(struct_type, **fields):
@@ -122,6 +152,8 @@ _PROTOTYPES = {
     "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(TestRunOpts)]),
+    "bpf_prog_load": (c_int, [c_int, c_char_p, c_char_p, c_void_p, c_size_t,
+                              POINTER(ProgLoadOpts)]),
     "bpf_xdp_attach": (c_int, [c_int, c_int, c_uint32, POINTER(XdpAttachOpts)]),
     "bpf_xdp_detach": (c_int, [c_int, c_uint32, POINTER(XdpAttachOpts)]),
     "bpf_xdp_query_id": (c_int, [c_int, c_int, POINTER(c_uint32)]),
@@ -231,6 +263,15 @@ def object_id(fd: int) -> int:
     check(lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
           "bpf_obj_get_info_by_fd")
     return info.id
+
+
+def verified_insns(fd: int) -> Optional[int]:
+    """bpf_prog_info.verified_insns of the program behind fd; None on kernels before 5.16."""
+    info = ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    check(lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+          "bpf_obj_get_info_by_fd")
+    return info.verified_insns if size.value >= ProgInfo.attach_btf_obj_id.offset else None
 
 
 def num_possible_cpus() -> int:

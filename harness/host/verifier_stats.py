@@ -1,0 +1,66 @@
+"""`bpfvm verifier-stats`: the golden verifier statistics compared across kernels.
+
+Reads ``<golden dir>/<kernel>/<program>.stats.json`` (written by
+``pytest --update-golden``) and prints, in the spirit of veristat's compare
+mode, one row per program: the figure on each kernel, then the change from
+the first kernel to the last (difference and percent).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from ..target import parse_version
+
+FIELDS = ("processed_insns", "total_states", "peak_states", "verified_insns")
+
+
+class StatsError(Exception):
+    """No statistics where they were looked for."""
+
+
+def kernel_order(kernel_id: str) -> tuple:
+    """Sort key for kernel ids: numbered lines by version, then 'latest', 'host', paths."""
+    try:
+        return (0, parse_version(kernel_id.split("-")[0]), kernel_id)
+    except ValueError:
+        return (1, (0, 0, 0), kernel_id)
+
+
+def kernel_dirs(root: Path) -> list[str]:
+    """Kernel directories under root holding stats, oldest version first."""
+    names = [d.name for d in root.iterdir() if d.is_dir() and any(d.glob("*.stats.json"))] \
+        if root.is_dir() else []
+    return sorted(names, key=kernel_order)
+
+
+def load(root: Path, kernels: list[str], field: str) -> dict[str, dict[str, Optional[int]]]:
+    """program -> kernel -> figure (None where that kernel has no stats for it)."""
+    table: dict[str, dict[str, Optional[int]]] = {}
+    for kernel in kernels:
+        directory = root / kernel
+        if not directory.is_dir():
+            raise StatsError(f"no golden statistics for kernel {kernel!r} in {root}; "
+                             f"there are: {', '.join(kernel_dirs(root)) or 'none'}")
+        for path in sorted(directory.glob("*.stats.json")):
+            program = path.name[:-len(".stats.json")]
+            table.setdefault(program, {})[kernel] = json.loads(path.read_text()).get(field)
+    return table
+
+
+def render(table: dict[str, dict[str, Optional[int]]], kernels: list[str], field: str) -> str:
+    width = max([len("program")] + [len(p) for p in table]) + 2
+    head = "program".ljust(width) + "".join(f"{k:>12}" for k in kernels) + f"{'diff':>10}{'%':>9}"
+    lines = [f"{field} per kernel ({kernels[0]} -> {kernels[-1]})", head]
+    for program in sorted(table):
+        row = table[program]
+        cells = "".join(f"{'-' if row.get(k) is None else row[k]:>12}" for k in kernels)
+        first, last = row.get(kernels[0]), row.get(kernels[-1])
+        if first is None or last is None:
+            change = f"{'-':>10}{'-':>9}"
+        else:
+            percent = f"{(last - first) / first:+.1%}" if first else "-"
+            change = f"{last - first:>+10}{percent:>9}"
+        lines.append(program.ljust(width) + cells + change)
+    return "\n".join(lines)
