@@ -68,8 +68,8 @@ def load_insns(program: list, *, prog_type: Union[str, int] = "socket_filter",
     size = DEFAULT_LOG_SIZE
     while True:
         log = ctypes.create_string_buffer(size)
-        opts = sized(ProgLoadOpts, log_level=log_level, log_size=size,
-                     log_buf=ctypes.cast(log, ctypes.c_void_p),
+        opts = sized(ProgLoadOpts, log_level=log_level, log_size=size if log_level else 0,
+                     log_buf=ctypes.cast(log, ctypes.c_void_p) if log_level else None,
                      expected_attach_type=expected_attach_type, prog_flags=prog_flags)
         with captured_messages():
             fd = lib.bpf_prog_load(_prog_type(prog_type), name.encode(), license.encode(),
