@@ -47,10 +47,10 @@ def redirect(bpf_object):
     return bpf_object("tc_redirect")
 
 
-def configure(redirect, net, flags: int = 0, rewrite: bool = True, target=None) -> None:
-    """Frames entering r on veth0 go to target (default: r's veth1, towards b)."""
+def configure(redirect, net, flags: int = 0, rewrite: bool = True) -> None:
+    """Frames entering r on veth0 go to r's veth1, towards b (MACs for b when rewrite)."""
     r, b = net.r, net.b
-    out = target or r.towards(b)
+    out = r.towards(b)
     redirect.map("config")[0] = struct.pack(
         "III6s6s", out.ifindex, flags, int(rewrite), b.iface.mac_bytes, out.mac_bytes)
 
