@@ -3,7 +3,8 @@
 #
 #   ci/run.sh smoke   the smoke suite on the default kernel (pyproject.toml)
 #   ci/run.sh test    the harness's own tests, then the VM suites on 5.10, 6.1, 6.12, latest
-#                     (tests needing built kernels or the arm64 root run when those are cached)
+#                     (tests needing built kernels or the arm64 root run when those are cached;
+#                     the offload suite on every cached test-flavour kernel)
 #   ci/run.sh build   build the 6.12 test-flavour kernels (x86_64, arm64) and the arm64 root
 #                     if not cached, then the tests and suites that need them (slow: see README)
 #   ci/run.sh setup   only install
@@ -55,6 +56,21 @@ install_apt "${APT_PACKAGES[@]}"
 install_venv
 export PATH="$PWD/$VENV/bin:$PATH"
 
+# The offload suite needs netdevsim, which only the test flavour has: it runs on
+# whatever test-flavour kernels are cached (ci/run.sh build, or bpfvm kernels build).
+offload_suite() {
+  local rc=0 arch built
+  for arch in x86_64 arm64; do
+    built=$(bpfvm kernels built --flavour test --arch "$arch")
+    if [ -z "$built" ]; then
+      echo "offload suite: no test-flavour kernel cached for $arch; skipped (see ci/run.sh build)"
+      continue
+    fi
+    pytest suites -k offload --kernel "$built" --arch "$arch" -n 2 -v "$@" || rc=$?
+  done
+  return $rc
+}
+
 case "${1:-}" in
   setup) ;;
   smoke) shift; exec pytest suites/test_smoke.py -v "$@" ;;
@@ -63,6 +79,7 @@ case "${1:-}" in
     rc=0
     pytest tests -v "$@" || rc=$?
     pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
+    offload_suite "$@" || rc=$?
     exit $rc ;;
   build)
     shift

@@ -10,8 +10,8 @@
 
 Everything goes through the distribution's libbpf (libbpf.so.1) with ctypes.
 """
-from .guest.bpf.attach import (Attachment, Link, TcAttachment, XdpAttachment, ifindex,
-                               xdp_detach, xdp_prog_id)
+from .guest.bpf.attach import (Attachment, Link, TcAttachment, XdpAttachment, XdpState,
+                               ifindex, xdp_detach, xdp_prog_id, xdp_query)
 from .guest.bpf.events import PerfBuffer, RingBuffer
 from .guest.bpf.libbpf import (BPF_ANY, BPF_EXIST, BPF_F_TEST_RUN_ON_CPU, BPF_NOEXIST,
                                XDP_FLAGS_REPLACE, XDP_FLAGS_UPDATE_IF_NOEXIST,
@@ -20,6 +20,7 @@ from .guest.bpf.libbpf import version as libbpf_version
 from .guest.bpf.maps import (BloomFilter, Map, MapOfMaps, PerCpuMap, PerCpuValues, ProgArray,
                              QueueMap)
 from .guest.bpf.objects import BpfObject, LoadError, Program, TestRun, load
+from .guest.bpf.tcfilter import TcFilter
 from .guest.bpf.tools import bpftool, on_cpu, online_cpus, possible_cpus
 from .guest.objects import BuildError, compiled, load_object
 
@@ -28,8 +29,8 @@ TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
 BPF_F_INGRESS = 1
 
 __all__ = [
-    "Attachment", "Link", "TcAttachment", "XdpAttachment", "ifindex", "xdp_detach",
-    "xdp_prog_id",
+    "Attachment", "Link", "TcAttachment", "TcFilter", "XdpAttachment", "XdpState", "ifindex",
+    "xdp_detach", "xdp_prog_id", "xdp_query",
     "PerfBuffer", "RingBuffer", "BPF_ANY", "BPF_EXIST", "BPF_NOEXIST", "BPF_F_TEST_RUN_ON_CPU",
     "XDP_FLAGS_REPLACE", "XDP_FLAGS_UPDATE_IF_NOEXIST", "num_possible_cpus", "libbpf_version",
     "BloomFilter", "Map", "MapOfMaps", "PerCpuMap", "PerCpuValues", "ProgArray", "QueueMap",

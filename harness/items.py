@@ -24,5 +24,7 @@ def marks_of(item: pytest.Item) -> dict[str, list[list]]:
     marks: dict[str, list[list]] = {}
     for name in requirements.MARKERS:
         for mark in item.iter_markers(name):
-            marks.setdefault(name, []).append(list(mark.args))
+            hint = mark.kwargs.get("hint")
+            args = list(mark.args) + ([requirements.Hint(hint)] if hint else [])
+            marks.setdefault(name, []).append(args)
     return marks

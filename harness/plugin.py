@@ -139,7 +139,7 @@ def bpf_object(request: pytest.FixtureRequest):
 
     A path to a .c file (relative to the test's directory) and ``cflags``
     build an author's own source; other keywords (log_level, autoload,
-    ifindex) go to harness.bpf.load. Every object is closed at teardown,
+    offload, dev_bound) go to harness.bpf.load. Every object is closed at teardown,
     detaching what its programs attached.
     """
     from .guest.objects import load_object
@@ -181,6 +181,29 @@ def topology():
         net.close()
 
 
+NETDEVSIM_MARK = pytest.mark.kconfig("CONFIG_NETDEVSIM", hint="use a *-test kernel")
+
+
+@pytest.fixture
+def netdevsim():
+    """Factory: ``netdevsim(ports=1, namespace=None)`` makes a harness.offload.NetdevSim
+    (a simulated NIC with BPF offload) and removes it at teardown. Tests using
+    it need CONFIG_NETDEVSIM and skip on kernels without it (Debian's).
+    """
+    from .guest.netdevsim import NetdevSim
+
+    made = []
+
+    def factory(ports: int = 1, namespace=None):
+        dev = NetdevSim(ports, namespace=namespace)
+        made.append(dev)
+        return dev
+
+    yield factory
+    for dev in reversed(made):
+        dev.remove()
+
+
 @pytest.fixture
 def verifier(request: pytest.FixtureRequest, kernel: Target):
     """A harness.verifier.Checker: expect_reject/expect_accept (recorded for the
@@ -201,6 +224,9 @@ def host_boot_id() -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "netdevsim" in getattr(item, "fixturenames", ()):
+            item.add_marker(NETDEVSIM_MARK)
     run = _host_run(config)
     if run is not None:
         run.decide_requirements(items)

@@ -21,6 +21,10 @@ _CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)?\s*(\d+\.\d+(?:\.\d+)?)\s*$")
 _KCONFIG = re.compile(r"^(CONFIG_[A-Z0-9_]+)(?:=(y|m|n|\S+))?$")
 
 
+class Hint(str):
+    """Where to get what a marker asks for (its ``hint=``), said after a skip reason."""
+
+
 class RequirementError(ValueError):
     """A marker argument that cannot be understood."""
 
@@ -87,17 +91,23 @@ def check_kernel(target: Target, specs: Iterable[str]) -> Optional[str]:
 
 def check_kconfig(target: Target, options: Iterable[str],
                   config: Optional[dict[str, str]]) -> Optional[str]:
+    """Options may end with a Hint: 'kernel X: kernel lacks CONFIG_Y (HINT)'."""
     if config is None:
         raise Undecided
+    options = list(options)
+    hints = [o for o in options if isinstance(o, Hint)]
     missing = []
     for option in options:
+        if isinstance(option, Hint):
+            continue
         key, want = parse_kconfig(option)
         have = config.get(key, "n")
         ok = have in ("y", "m") if want is None else have == want
         if not ok:
             missing.append(option if have == "n" else f"{option} (is {key}={have})")
     if missing:
-        return f"kernel {target.describe()}: needs {', '.join(missing)}"
+        hint = "".join(f" ({h})" for h in hints)
+        return f"kernel {target.describe()}: kernel lacks {', '.join(missing)}{hint}"
     return None
 
 
@@ -119,6 +129,11 @@ def evaluate(target: Target, marks: dict[str, list[list]],
         reason = check_arch(target, args)
         if reason:
             return reason
+    if config is not None:  # a missing option says more than a version does
+        for args in marks.get("kconfig", []):
+            reason = check_kconfig(target, args, config)
+            if reason:
+                return reason
     for args in marks.get("kernel", []):
         reason = check_kernel(target, args)
         if reason:

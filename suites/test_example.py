@@ -1,8 +1,12 @@
-"""The README's examples: bpf/xdp_count.c and its test; an XDP drop on live traffic."""
+"""The README's examples: bpf/xdp_count.c and its test; an XDP drop on live traffic;
+XDP offload to netdevsim."""
+import errno
+
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from harness import bpf, net
+from harness.expect import refused
 
 
 def test_xdp_count_drops_discard_port(bpf_object):
@@ -22,3 +26,14 @@ def test_xdp_drop_on_the_wire(topology, bpf_object):
     t.a.send([t.a.udp_to(t.b, 5000, b"x")] * 3)   # Ether/IP/UDP from a to b, sent raw
     net.wait_until(lambda: obj.map("runs")[1] == 3)   # the program has seen all three
     assert capture.frames(timeout=0.3) == []
+
+
+def test_offload_example(netdevsim, bpf_object):  # skipped on kernels without netdevsim
+    port = netdevsim().ports[0]
+    obj = bpf_object("offload", offload=port)          # programs and maps bound to the device
+    prog = obj.program("xdp_pass")
+    prog.attach_xdp(port, mode="offload")
+    assert port.xdp().offload == prog.id == port.bpf_offloaded_id   # kernel and device agree
+    port.set_feature("hw-tc-offload", True)
+    with refused(errno.EBUSY, "netdevsim: driver and netdev offload states mismatch"):
+        obj.program("tc_pass").attach_tc_filter(port, skip_sw=True)  # XDP holds the offload

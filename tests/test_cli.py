@@ -36,3 +36,18 @@ def test_unknown_kernel_is_one_clear_line():
         f"bpfvm: unknown kernel '4.4' for {host_arch()}; known: 5.10, 6.1, 6.12, latest, "
         "a built flavour such as 6.12-test, 'host', or a path to a bzImage/Image "
         "or kernel build tree"]
+
+
+def test_kernels_built_lists_cached_builds_as_one_kernel_value():
+    proc = bpfvm("kernels", "built", "--flavour", "test")
+    assert proc.returncode == 0
+    built = [name for name in proc.stdout.strip().split(",") if name]
+    listed = [line.split() for line in bpfvm("kernels", "list").stdout.splitlines()[1:]]
+    cached = {row[0] for row in listed if row[1] == host_arch() and row[-1] != "-"}
+    assert all(name.endswith("-test") and name in cached for name in built)
+
+
+def test_kernels_built_unknown_flavour_is_one_clear_line():
+    proc = bpfvm("kernels", "built", "--flavour", "nope")
+    assert (proc.returncode, proc.stderr) == (2, "bpfvm: unknown flavour 'nope'; the catalog "
+                                                 "has test\n")

@@ -48,14 +48,17 @@ def test_unmet_requirements_skip_on_the_host_with_reasons(pytester, fake_kernel)
         def test_nsim(): pass
         @pytest.mark.arch("arm64")
         def test_arm(): pass
+        @pytest.mark.kconfig("CONFIG_XYZ", hint="build it in")
+        def test_hint(): pass
     """)
     result = pytester.runpytest(f"--kernel={fake_kernel}", "--accel=tcg", "-rs")
     result.stdout.fnmatch_lines([
         "*kernel 6.1.0-test: needs kernel >=6.2",
-        "*kernel 6.1.0-test: needs CONFIG_NETDEVSIM",
+        "*kernel 6.1.0-test: kernel lacks CONFIG_NETDEVSIM",
         "*kernel 6.1.0-test: needs arch arm64, runs x86_64",
+        "*kernel 6.1.0-test: kernel lacks CONFIG_XYZ (build it in)",
     ])
-    result.assert_outcomes(skipped=3)
+    result.assert_outcomes(skipped=4)
 
 
 def test_malformed_marker_is_a_collection_error(pytester):

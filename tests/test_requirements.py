@@ -37,9 +37,16 @@ def test_kernel_version_uses_the_upstream_version():
 def test_kconfig_values():
     assert req.check_kconfig(T510, ["CONFIG_BPF_SYSCALL", "CONFIG_VETH"], CONFIG) is None
     assert req.check_kconfig(T510, ["CONFIG_VETH=y"], CONFIG) == \
-        "kernel 5.10 (5.10.0-32-amd64): needs CONFIG_VETH=y (is CONFIG_VETH=m)"
+        "kernel 5.10 (5.10.0-32-amd64): kernel lacks CONFIG_VETH=y (is CONFIG_VETH=m)"
     assert req.check_kconfig(T510, ["CONFIG_NETDEVSIM=n"], CONFIG) is None
-    assert "needs CONFIG_NETDEVSIM" in req.check_kconfig(T510, ["CONFIG_NETDEVSIM"], CONFIG)
+    assert "lacks CONFIG_NETDEVSIM" in req.check_kconfig(T510, ["CONFIG_NETDEVSIM"], CONFIG)
+
+
+def test_kconfig_hint_follows_the_reason():
+    options = ["CONFIG_NETDEVSIM", req.Hint("use a *-test kernel")]
+    assert req.check_kconfig(T510, options, CONFIG) == \
+        "kernel 5.10 (5.10.0-32-amd64): kernel lacks CONFIG_NETDEVSIM (use a *-test kernel)"
+    assert req.check_kconfig(T510, ["CONFIG_VETH", req.Hint("unused")], CONFIG) is None
 
 
 def test_evaluate_reports_first_unmet_and_undecided():

@@ -86,3 +86,24 @@ def wait_until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not within {timeout:g}s")
         time.sleep(interval)
+
+
+def operational(ipr: Any, index: int) -> bool:
+    """Whether link index (of pyroute2 IPRoute ipr) is up with carrier and its real qdisc.
+
+    Drivers that never report an operational state (netdevsim) stay UNKNOWN.
+    """
+    link = ipr.get_links(index)[0]
+    qdiscs = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=index)]
+    return (link.get_attr("IFLA_OPERSTATE") in ("UP", "UNKNOWN")
+            and link.get_attr("IFLA_CARRIER") == 1 and bool(qdiscs) and "noop" not in qdiscs)
+
+
+def wait_operational(ipr: Any, index: int, name: str, timeout: float = 10.0) -> None:
+    """Until link index can carry frames.
+
+    Carrier comes on when both ends are up, but the kernel's linkwatch work
+    attaches the qdisc later (up to a second under emulation); until then the
+    noop qdisc silently drops whatever is sent.
+    """
+    wait_until(lambda: operational(ipr, index), timeout, f"{name} operational")

@@ -271,24 +271,9 @@ class Topology:
                     host.ns.sysctl("net.ipv6.conf.all.forwarding", 1)
 
     def _wait_ready(self) -> None:
-        """Until every veth is operational with its real qdisc.
-
-        Carrier comes on when both ends are up, but the kernel's linkwatch
-        work attaches the qdisc later (up to a second under emulation); until
-        then the noop qdisc silently drops whatever is sent.
-        """
         for host in self.hosts.values():
             for iface in host.ifaces:
-                index = iface.ifindex
-                packets.wait_until(lambda: self._ready(host, index), timeout=10.0,
-                                   what=f"{host.name}:{iface.name} operational")
-
-    @staticmethod
-    def _ready(host: Host, index: int) -> bool:
-        ipr = host.ns.ipr
-        qdiscs = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=index)]
-        return (ipr.get_links(index)[0].get_attr("IFLA_OPERSTATE") == "UP"
-                and bool(qdiscs) and "noop" not in qdiscs)
+                packets.wait_operational(host.ns.ipr, iface.ifindex, f"{host.name}:{iface.name}")
 
     def _add_route(self, host: Host, target: Iface, out: Iface) -> None:
         ipr = host.ns.ipr

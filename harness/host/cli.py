@@ -46,6 +46,20 @@ def _cached_label(entry_dir: Path, detail: str) -> str:
     return label
 
 
+def cmd_built(args: argparse.Namespace) -> int:
+    """Print the cached, ready-to-boot builds of a flavour as one --kernel value."""
+    flavours = catalog.load_flavours()
+    if args.flavour not in flavours:
+        raise catalog.CatalogError(f"unknown flavour {args.flavour!r}; the catalog has "
+                                   f"{', '.join(flavours)}")
+    runnable = args.arch == host_arch() or rootfs.cached(args.arch) is not None
+    lines = dict.fromkeys(e.name for e in catalog.load() if e.arch == args.arch)
+    names = [f"{line}-{args.flavour}" for line in lines
+             if runnable and builds.cached(line, flavours[args.flavour], args.arch)]
+    print(",".join(names))
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     entries = catalog.load()
     names = args.names or list(dict.fromkeys(e.name for e in entries))
@@ -157,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     kernels = sub.add_parser("kernels", help="the kernel catalog and cache")
     ksub = kernels.add_subparsers(dest="action", required=True)
     ksub.add_parser("list", help="catalog entries and what is cached").set_defaults(func=cmd_list)
+    bl = ksub.add_parser("built", help="cached builds of a flavour ready to boot, as a "
+                                       "--kernel value (empty when none)")
+    bl.add_argument("--flavour", default="test", help="flavour from the catalog (default: test)")
+    bl.add_argument("--arch", default=host_arch(), choices=ARCHES)
+    bl.set_defaults(func=cmd_built)
     f = ksub.add_parser("fetch", help="fetch (or update) kernels into the cache")
     f.add_argument("names", nargs="*", help="catalog names (default: all)")
     f.add_argument("--arch", default=host_arch(), choices=ARCHES)

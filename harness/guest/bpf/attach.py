@@ -14,12 +14,13 @@ import ctypes
 import os
 import socket
 from contextlib import contextmanager
-from typing import Any, Iterator, Union
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
 
 from .. import netns
 from .libbpf import (BPF_TC_EGRESS, BPF_TC_INGRESS, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE,
-                     XDP_FLAGS_SKB_MODE, TcHook, TcOpts, XdpAttachOpts, captured_messages, lib,
-                     os_error, sized)
+                     XDP_FLAGS_SKB_MODE, TcHook, TcOpts, XdpAttachOpts, XdpQueryOpts,
+                     captured_messages, lib, os_error, sized)
 
 Interface = Union[str, int, Any]
 
@@ -88,6 +89,15 @@ def netlink_call(ret_fn, what: str) -> int:
             error.strerror += f" ({error.extack})"
         raise error
     return ret
+
+
+def netlink_error(e: Any, what: str) -> OSError:
+    """A pyroute2 NetlinkError as OSError; .extack is the kernel's message or None."""
+    message = str(e.args[1]) if len(e.args) > 1 else ""
+    extack = message if message and message != os.strerror(e.code) else None
+    error = OSError(e.code, f"{what}: {extack or os.strerror(e.code)}")
+    error.extack = extack
+    return error
 
 
 class NetAttachment(Attachment):
@@ -163,6 +173,41 @@ def xdp_prog_id(iface: Interface, mode: str = None) -> int:
         netlink_call(lambda: lib.bpf_xdp_query_id(index, XDP_MODES[mode], ctypes.byref(out)),
                      f"XDP query on {name}")
     return out.value
+
+
+# enum IFLA_XDP_ATTACHED (include/uapi/linux/if_link.h)
+XDP_ATTACHED = {0: None, 1: "native", 2: "generic", 3: "offload", 4: "multi"}
+
+
+@dataclass(frozen=True)
+class XdpState:
+    """What the kernel reports about an interface's XDP programs (ids, 0 for none).
+
+    mode is native, generic or offload when one program is attached, multi
+    when several are (offload beside native or generic), None when none is;
+    prog_id is the one program's id, 0 in multi mode.
+    """
+    mode: Optional[str]
+    prog_id: int
+    native: int
+    generic: int
+    offload: int
+
+    @property
+    def attached(self) -> dict[str, int]:
+        """mode -> program id, for each mode that has a program."""
+        ids = {"native": self.native, "generic": self.generic, "offload": self.offload}
+        return {mode: prog for mode, prog in ids.items() if prog}
+
+
+def xdp_query(iface: Interface) -> XdpState:
+    """iface's XDP programs, as ip link reports them (one netlink query)."""
+    opts = sized(XdpQueryOpts)
+    with inside(iface) as (index, name):
+        netlink_call(lambda: lib.bpf_xdp_query(index, 0, ctypes.byref(opts)),
+                     f"XDP query on {name}")
+    return XdpState(XDP_ATTACHED.get(opts.attach_mode, str(opts.attach_mode)), opts.prog_id,
+                    opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id)
 
 
 class TcAttachment(NetAttachment):

@@ -29,6 +29,8 @@ XDP_FLAGS_REPLACE = 1 << 4
 # enum bpf_tc_attach_point
 BPF_TC_INGRESS, BPF_TC_EGRESS = 1 << 0, 1 << 1
 BPF_F_TEST_RUN_ON_CPU = 1 << 0
+# bpf(2) program load flag: an XDP program bound to a device without being offloaded (6.3)
+BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6
 
 
 class ObjectOpenOpts(Structure):
@@ -50,6 +52,12 @@ class TestRunOpts(Structure):
 
 class XdpAttachOpts(Structure):
     _fields_ = [("sz", c_size_t), ("old_prog_fd", c_int)]
+
+
+class XdpQueryOpts(Structure):
+    """struct bpf_xdp_query_opts up to attach_mode (libbpf 1.0)."""
+    _fields_ = [("sz", c_size_t), ("prog_id", c_uint32), ("drv_prog_id", c_uint32),
+                ("hw_prog_id", c_uint32), ("skb_prog_id", c_uint32), ("attach_mode", ctypes.c_uint8)]
 
 
 class TcHook(Structure):
@@ -127,6 +135,8 @@ _PROTOTYPES = {
     "bpf_program__set_log_level": (c_int, [_P, c_uint32]),
     "bpf_program__set_log_buf": (c_int, [_P, c_void_p, c_size_t]),
     "bpf_program__set_ifindex": (None, [_P, c_uint32]),
+    "bpf_program__flags": (c_uint32, [_P]),
+    "bpf_program__set_flags": (c_int, [_P, c_uint32]),
     "bpf_program__pin": (c_int, [_P, c_char_p]),
     "bpf_program__unpin": (c_int, [_P, c_char_p]),
     "bpf_program__attach": (_P, [_P]),
@@ -157,6 +167,7 @@ _PROTOTYPES = {
     "bpf_xdp_attach": (c_int, [c_int, c_int, c_uint32, POINTER(XdpAttachOpts)]),
     "bpf_xdp_detach": (c_int, [c_int, c_uint32, POINTER(XdpAttachOpts)]),
     "bpf_xdp_query_id": (c_int, [c_int, c_int, POINTER(c_uint32)]),
+    "bpf_xdp_query": (c_int, [c_int, c_int, POINTER(XdpQueryOpts)]),
     "bpf_tc_hook_create": (c_int, [POINTER(TcHook)]),
     "bpf_tc_hook_destroy": (c_int, [POINTER(TcHook)]),
     "bpf_tc_attach": (c_int, [POINTER(TcHook), POINTER(TcOpts)]),

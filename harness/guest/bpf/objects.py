@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from . import attach
-from .libbpf import (ObjectOpenOpts, TestRunOpts, captured_messages, check, lib, object_id,
-                     sized)
+from .libbpf import (BPF_F_XDP_DEV_BOUND_ONLY, ObjectOpenOpts, TestRunOpts, captured_messages,
+                     check, lib, object_id, sized)
 from .maps import Map, open_map
+from .tcfilter import TcFilter
 
 DEFAULT_LOG_SIZE = 1 << 20
 MAX_LOG_SIZE = 1 << 28
@@ -175,6 +176,13 @@ class Program:
         """Attach as a direct-action filter on iface's clsact ingress or egress hook."""
         return self._own(attach.TcAttachment(self.fd, iface, direction, handle, priority))
 
+    def attach_tc_filter(self, iface: attach.Interface, direction: str = "ingress", *,
+                         skip_sw: bool = False, skip_hw: bool = False, chain: int = 0,
+                         priority: int = 1) -> TcFilter:
+        """Attach as a cls_bpf filter with tc's flags: skip_sw offloads it to the device."""
+        return self._own(TcFilter(self.fd, self.name, iface, direction, skip_sw=skip_sw,
+                                  skip_hw=skip_hw, chain=chain, priority=priority))
+
     # -- pinning -------------------------------------------------------------------
 
     def pin(self, path: str) -> None:
@@ -189,7 +197,7 @@ class BpfObject:
 
     def __init__(self, data: bytes, name: str, log_level: int = 0,
                  log_size: int = DEFAULT_LOG_SIZE, ifindex: int = 0,
-                 autoload: Optional[dict[str, bool]] = None):
+                 autoload: Optional[dict[str, bool]] = None, dev_bound: bool = False):
         self.name = name
         self.attachments: list[attach.Attachment] = []
         self.handle: Optional[int] = None
@@ -207,15 +215,19 @@ class BpfObject:
             self.programs[program.name] = program
             if autoload and program.name in autoload:
                 lib.bpf_program__set_autoload(handle, autoload[program.name])
-            if ifindex:
+            if ifindex and not dev_bound:
                 lib.bpf_program__set_ifindex(handle, ifindex)
+            elif ifindex and program.type_name == "xdp":  # device-bound XDP: not offloaded
+                lib.bpf_program__set_ifindex(handle, ifindex)
+                lib.bpf_program__set_flags(handle, lib.bpf_program__flags(handle)
+                                           | BPF_F_XDP_DEV_BOUND_ONLY)
             program.log_buf = ctypes.create_string_buffer(log_size)
             lib.bpf_program__set_log_buf(handle, program.log_buf, log_size)
             if log_level:
                 lib.bpf_program__set_log_level(handle, log_level)
         self.maps: dict[str, Map] = {}  # filled by load(): fds exist from then on
         self._map_handles = list(self._iterate(lib.bpf_object__next_map))
-        for handle in self._map_handles if ifindex else ():
+        for handle in self._map_handles if ifindex and not dev_bound else ():
             lib.bpf_map__set_ifindex(handle, ifindex)
 
     def _iterate(self, next_fn) -> Iterator[int]:
@@ -261,10 +273,29 @@ class BpfObject:
 
 
 def load(data: bytes, name: str, *, log_level: int = 0, log_size: int = DEFAULT_LOG_SIZE,
-         ifindex: int = 0, autoload: Optional[dict[str, bool]] = None) -> BpfObject:
-    """Open and load an object from its bytes; the verifier log buffer grows on ENOSPC."""
+         offload: Optional[attach.Interface] = None, dev_bound: Optional[attach.Interface] = None,
+         autoload: Optional[dict[str, bool]] = None) -> BpfObject:
+    """Open and load an object from its bytes; the verifier log buffer grows on ENOSPC.
+
+    offload=iface binds every program and map to iface's device (the
+    device's verifier checks the programs; they run only there, attached in
+    offload mode). dev_bound=iface binds the XDP programs only (6.3+), to
+    run in native mode on that device with its metadata kfuncs. Either is
+    loaded in iface's namespace.
+    """
+    if offload is not None and dev_bound is not None:
+        raise ValueError("load(): give offload= or dev_bound=, not both")
+    device = offload if offload is not None else dev_bound
+    if device is None:
+        return _load(data, name, log_level, log_size, 0, autoload, False)
+    with attach.inside(device) as (index, _):
+        return _load(data, name, log_level, log_size, index, autoload, dev_bound is not None)
+
+
+def _load(data: bytes, name: str, log_level: int, log_size: int, ifindex: int,
+          autoload: Optional[dict[str, bool]], dev_bound: bool) -> BpfObject:
     while True:
-        obj = BpfObject(data, name, log_level, log_size, ifindex, autoload)
+        obj = BpfObject(data, name, log_level, log_size, ifindex, autoload, dev_bound)
         try:
             return obj.load()
         except LoadError as e:

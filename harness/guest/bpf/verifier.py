@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence, Union
 
 from ... import vlog
 from . import insns as asm
+from .attach import Interface, inside
 from .libbpf import ProgLoadOpts, captured_messages, lib, sized, verified_insns
 from .objects import DEFAULT_LOG_SIZE, PROG_TYPES, LoadError
 
@@ -53,16 +54,28 @@ def _prog_type(prog_type: Union[str, int]) -> int:
 def load_insns(program: list, *, prog_type: Union[str, int] = "socket_filter",
                license: str = "GPL", log_level: int = 1, name: str = "raw",
                expected_attach_type: int = 0, prog_flags: int = 0,
-               unprivileged: bool = False) -> Verdict:
+               unprivileged: bool = False, offload: Optional[Interface] = None) -> Verdict:
     """Load hand-written instructions; the program is closed again at once.
 
     unprivileged=True loads from a child process running as nobody with no
     capabilities (kernel.unprivileged_bpf_disabled must be 0 for it to load).
+    offload=iface binds the program to iface's device, whose own verifier
+    then checks it too (loaded in iface's namespace).
     """
     if unprivileged:
         return _as_nobody(lambda: load_insns(
             program, prog_type=prog_type, license=license, log_level=log_level, name=name,
-            expected_attach_type=expected_attach_type, prog_flags=prog_flags))
+            expected_attach_type=expected_attach_type, prog_flags=prog_flags, offload=offload))
+    if offload is not None:
+        with inside(offload) as (index, _):
+            return _load_insns(program, _prog_type(prog_type), license, log_level, name,
+                               expected_attach_type, prog_flags, index)
+    return _load_insns(program, _prog_type(prog_type), license, log_level, name,
+                       expected_attach_type, prog_flags, 0)
+
+
+def _load_insns(program: list, prog_type: int, license: str, log_level: int, name: str,
+                expected_attach_type: int, prog_flags: int, ifindex: int) -> Verdict:
     code = asm.encode(program)
     buf = ctypes.create_string_buffer(code, len(code))
     size = DEFAULT_LOG_SIZE
@@ -70,9 +83,10 @@ def load_insns(program: list, *, prog_type: Union[str, int] = "socket_filter",
         log = ctypes.create_string_buffer(size)
         opts = sized(ProgLoadOpts, log_level=log_level, log_size=size if log_level else 0,
                      log_buf=ctypes.cast(log, ctypes.c_void_p) if log_level else None,
-                     expected_attach_type=expected_attach_type, prog_flags=prog_flags)
+                     expected_attach_type=expected_attach_type, prog_flags=prog_flags,
+                     prog_ifindex=ifindex)
         with captured_messages():
-            fd = lib.bpf_prog_load(_prog_type(prog_type), name.encode(), license.encode(),
+            fd = lib.bpf_prog_load(prog_type, name.encode(), license.encode(),
                                    buf, len(code) // 8, ctypes.byref(opts))
         text = log.value.decode(errors="replace")
         if fd == -errno.ENOSPC and len(text) >= size - 2 and size < LOG_LIMIT:
@@ -122,7 +136,7 @@ def _as_nobody(load) -> Verdict:
 
 def load_source(source: Union[str, Path], program: Optional[str] = None, *,
                 log_level: int = 1, cflags: Sequence[str] = (), base: Optional[Path] = None,
-                ) -> Verdict:
+                offload: Optional[Interface] = None) -> Verdict:
     """Compile source on the host and load program (the object's only one by default)."""
     from ..objects import compiled
     from .objects import BpfObject, load
@@ -140,7 +154,7 @@ def load_source(source: Union[str, Path], program: Optional[str] = None, *,
         raise KeyError(f"object {name!r} has no program {program!r}; it has {sorted(names)}")
     autoload = {p: p == program for p in names}
     try:
-        with load(data, name, log_level=log_level, autoload=autoload) as obj:
+        with load(data, name, log_level=log_level, autoload=autoload, offload=offload) as obj:
             prog = obj.program(program)
             text = prog.log
             stats = vlog.parse_stats(text)
