@@ -89,7 +89,7 @@ case "${1:-}" in
     bpfvm rootfs build --arch arm64
     rc=0
     pytest tests -m build -v "$@" || rc=$?
-    pytest suites -k smoke --kernel 6.12,6.12-test --arch x86_64,arm64 -n 2 -v "$@" || rc=$?
+    pytest suites -k "smoke or offload" --kernel 6.12,6.12-test --arch x86_64,arm64 -n 2 -v "$@" || rc=$?
     pytest suites -k "maps or xdp or traffic or tc or xsk" --kernel 6.12 --arch arm64 -n 2 -v "$@" || rc=$?
     exit $rc ;;
   *) echo "usage: ci/run.sh smoke|test|build|setup [pytest args...]" >&2; exit 2 ;;
