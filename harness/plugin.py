@@ -139,8 +139,8 @@ def bpf_object(request: pytest.FixtureRequest):
 
     A path to a .c file (relative to the test's directory) and ``cflags``
     build an author's own source; other keywords (log_level, autoload,
-    offload, dev_bound) go to harness.bpf.load. Every object is closed at teardown,
-    detaching what its programs attached.
+    offload, dev_bound) go to harness.bpf.load. Every object is closed at
+    teardown, detaching what its programs attached.
     """
     from .guest.objects import load_object
 

@@ -125,21 +125,14 @@ def evaluate(target: Target, marks: dict[str, list[list]],
     marks maps a marker name to the argument lists of each of its uses.
     Raises Undecided when a requirement cannot be decided from what is known.
     """
-    for args in marks.get("arch", []):
-        reason = check_arch(target, args)
-        if reason:
-            return reason
-    if config is not None:  # a missing option says more than a version does
-        for args in marks.get("kconfig", []):
-            reason = check_kconfig(target, args, config)
+    checks = {"arch": lambda args: check_arch(target, args),
+              "kernel": lambda args: check_kernel(target, args),
+              "kconfig": lambda args: check_kconfig(target, args, config)}
+    # A missing option says more than a version; without the config the version may decide.
+    order = ("arch", "kconfig", "kernel") if config is not None else ("arch", "kernel", "kconfig")
+    for name in order:
+        for args in marks.get(name, []):
+            reason = checks[name](args)
             if reason:
                 return reason
-    for args in marks.get("kernel", []):
-        reason = check_kernel(target, args)
-        if reason:
-            return reason
-    for args in marks.get("kconfig", []):
-        reason = check_kconfig(target, args, config)
-        if reason:
-            return reason
     return None

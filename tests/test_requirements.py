@@ -55,3 +55,9 @@ def test_evaluate_reports_first_unmet_and_undecided():
     with pytest.raises(req.Undecided):
         req.evaluate(T510, {"kconfig": [["CONFIG_X"]]}, None)
     assert req.evaluate(T510, {"kernel": [[">=5.4"]], "arch": [["x86_64"]]}, None) is None
+
+
+def test_missing_option_is_named_before_the_version():
+    marks = {"kernel": [[">=7.0"]], "kconfig": [["CONFIG_NETDEVSIM"]]}
+    assert "kernel lacks CONFIG_NETDEVSIM" in req.evaluate(T510, marks, CONFIG)
+    assert "needs kernel >=7.0" in req.evaluate(T510, marks, None)  # no config: the version
