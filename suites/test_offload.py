@@ -153,7 +153,7 @@ def test_device_refusing_to_bind(dev, port, bpf_object):
 @pytest.mark.parametrize("knob,mode,message", [
     ("bpf_xdpoffload_accept", "offload", "netdevsim: XDP offload disabled in DebugFS"),
     ("bpf_xdpdrv_accept", "native", "netdevsim: driver XDP disabled in DebugFS"),
-])
+], ids=["xdpoffload", "xdpdrv"])
 def test_port_refusing_xdp(port, bound, unbound, knob, mode, message):
     setattr(port, knob, False)
     assert getattr(port, knob) is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -103,7 +104,8 @@ class VmRunner:
     def start(self, *args: str, kernel: str = VM_KERNEL) -> subprocess.Popen:
         env = dict(os.environ, TMPDIR=str(self.tmp))
         return subprocess.Popen(self.command(*args, kernel=kernel), cwd=self.base, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=_sigint_as_in_a_terminal)
 
     def finish(self, proc: subprocess.Popen, timeout: float = 900) -> InnerRun:
         output, _ = proc.communicate(timeout=timeout)
@@ -127,6 +129,13 @@ class VmRunner:
         left = [f"QEMU pid {p}" for p in qemu_pids(str(self.tmp))]
         left += [str(p) for p in self.tmp.glob("bpfvm-*")]
         return left
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """Let the inner pytest take Ctrl-C like a foreground process: a shell starting
+    the outer run in the background (cmd &) hands it SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ libbpf's bpf_tc_attach() always asks for a filter the kernel may run in
 software or hardware as it likes; offloading (skip_sw), software-only
 filters (skip_hw) and chains other than 0 need the generic filter flags.
 The request goes out through pyroute2, whose cls_bpf options stop short of
-TCA_BPF_FLAGS_GEN (and its tcmsg of TCA_CHAIN), so this module names those
-attributes; refusals are OSError with the kernel's errno and extack.
+TCA_BPF_FLAGS_GEN (and its tcmsg of TCA_CHAIN), so this module declares the
+message with those attributes; refusals are OSError with the kernel's errno
+and extack.
 Filters are read back with iproute2's ``tc -j filter show``.
 """
 from __future__ import annotations
@@ -31,9 +32,14 @@ TCA_CLS_FLAGS_SKIP_SW = 1 << 1
 
 @functools.lru_cache(maxsize=None)
 def _messages():
-    """The pyroute2 message class for a cls_bpf filter with every attribute named
-    (made once: pyroute2 compiles an nla class's map on first use)."""
-    from pyroute2.netlink import nla
+    """The pyroute2 message class for a cls_bpf filter with every attribute named.
+
+    Declared on nlmsg with tcmsg's layout rather than as a subclass of tcmsg:
+    pyroute2 compiles a class's attribute map once, into class attributes, and a
+    subclass of a tcmsg already compiled (by any earlier qdisc dump) would use the
+    parent's map and silently drop the attributes added here.
+    """
+    from pyroute2.netlink import nla, nlmsg
     from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
     class BpfOptions(nla):
@@ -44,15 +50,36 @@ def _messages():
                    ("TCA_BPF_FLAGS", "uint32"), ("TCA_BPF_FLAGS_GEN", "uint32"),
                    ("TCA_BPF_TAG", "hex"), ("TCA_BPF_ID", "uint32"))
 
-    class BpfFilterMsg(tcmsg):
-        nla_map = tcmsg.nla_map + (("TCA_PAD", "hex"), ("TCA_DUMP_INVISIBLE", "flag"),
-                                   ("TCA_CHAIN", "uint32"))
+    class BpfFilterMsg(nlmsg):
+        prefix = tcmsg.prefix
+        fields = tcmsg.fields
+        nla_map = (("TCA_UNSPEC", "none"), ("TCA_KIND", "asciiz"),
+                   ("TCA_OPTIONS", "get_options"), ("TCA_STATS", "hex"), ("TCA_XSTATS", "hex"),
+                   ("TCA_RATE", "hex"), ("TCA_FCNT", "hex"), ("TCA_STATS2", "hex"),
+                   ("TCA_STAB", "hex"), ("TCA_PAD", "hex"), ("TCA_DUMP_INVISIBLE", "flag"),
+                   ("TCA_CHAIN", "uint32"))
 
         @staticmethod
         def get_options(self, *argv, **kwarg):
             return BpfOptions
 
     return BpfFilterMsg
+
+
+def message(msg_type: int, flags: int, ifindex: int, parent: int, info: int = 0,
+            kind: Optional[str] = None, options: Optional[list] = None,
+            chain: Optional[int] = None) -> Any:
+    """A tc request (pyroute2 message) for ifindex's qdisc or filter at parent."""
+    msg = _messages()()
+    msg["family"], msg["index"], msg["parent"], msg["info"] = socket.AF_UNSPEC, ifindex, parent, info
+    attrs = [["TCA_KIND", kind]] if kind else []
+    if options is not None:
+        attrs.append(["TCA_OPTIONS", {"attrs": options}])
+    if chain is not None:
+        attrs.append(["TCA_CHAIN", chain])
+    msg["attrs"] = attrs
+    msg["header"]["type"], msg["header"]["flags"] = msg_type, flags
+    return msg
 
 
 def _request(msg_type: int, flags: int, what: str, ifindex: int, parent: int, info: int = 0,
@@ -63,15 +90,8 @@ def _request(msg_type: int, flags: int, what: str, ifindex: int, parent: int, in
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
     from pyroute2.netlink.exceptions import NetlinkError
 
-    msg = _messages()()
-    msg["family"], msg["index"], msg["parent"], msg["info"] = socket.AF_UNSPEC, ifindex, parent, info
-    attrs = [["TCA_KIND", kind]] if kind else []
-    if options is not None:
-        attrs.append(["TCA_OPTIONS", {"attrs": options}])
-    if chain is not None:
-        attrs.append(["TCA_CHAIN", chain])
-    msg["attrs"] = attrs
-    msg["header"]["type"], msg["header"]["flags"] = msg_type, NLM_F_REQUEST | NLM_F_ACK | flags
+    msg = message(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, ifindex, parent, info, kind,
+                  options, chain)
     with IPRoute(ext_ack=True) as ipr:
         try:
             ipr.nlm_request_batch([msg])  # (IPRoute.nlm_request fails in pyroute2 0.9.7)
