@@ -8,6 +8,7 @@
 #   ci/run.sh build   build the 6.12 test-flavour kernels (x86_64, arm64) and the arm64 root
 #                     if not cached, then the tests and suites that need them (slow: see README)
 #   ci/run.sh setup   only install
+#   ci/run.sh setup-build   also install what building kernels needs
 #
 # Installing is idempotent and quiet when already done: Debian packages with
 # apt-get (only those missing), Python packages into .venv (only when
@@ -73,6 +74,7 @@ offload_suite() {
 
 case "${1:-}" in
   setup) ;;
+  setup-build) install_apt "${BUILD_PACKAGES[@]}" ;;
   smoke) shift; exec pytest suites/test_smoke.py -v "$@" ;;
   test)
     shift
@@ -92,5 +94,5 @@ case "${1:-}" in
     pytest suites -k "smoke or offload" --kernel 6.12,6.12-test --arch x86_64,arm64 -n 2 -v "$@" || rc=$?
     pytest suites -k "maps or xdp or traffic or tc or xsk" --kernel 6.12 --arch arm64 -n 2 -v "$@" || rc=$?
     exit $rc ;;
-  *) echo "usage: ci/run.sh smoke|test|build|setup [pytest args...]" >&2; exit 2 ;;
+  *) echo "usage: ci/run.sh smoke|test|build|setup|setup-build [pytest args...]" >&2; exit 2 ;;
 esac

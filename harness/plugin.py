@@ -41,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rewrite the verifier golden files (logs, stats) from this run")
     group.addoption("--verifier-report", default=None, metavar="BASE",
                     help="write the verifier matrix to BASE.md and BASE.json")
+    group.addoption("--compat-report", default=None, metavar="BASE",
+                    help="write the compatibility table (test x kernel) to BASE.md and BASE.json")
+    group.addoption("--compat-table", default="changes", choices=("changes", "all", "none"),
+                    help="the compatibility table at the end of a run: tests that did not pass "
+                         "on every kernel (default), all tests, or none")
+    group.addoption("--compat-reasons", action="store_true", default=False,
+                    help="list skip and failure reasons under the compatibility table")
     parser.addini("bpfvm_kernels", "default --kernel value", default="6.12")
     parser.addini("bpfvm_suites", "paths whose tests run inside VMs", type="paths",
                   default=[])
@@ -59,11 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "arch(*arches): runs only on these guest arches")
     if os.environ.get(GUEST_ENV) or config.getoption("help", False) or config.getoption("version", 0):
         return
+    from .host.compat import CompatReport
     from .host.runner import HostRun
     from .host.verdicts import VerifierReport
 
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
+        config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
     run = HostRun(config)
     run.parse_targets()
     config.stash[RUN_KEY] = run
@@ -250,6 +259,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = f"kernel {target.describe()}: no kernel config available to check {marks}"
     if reason:
         pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Tests the host runs itself (``--kernel host``, skips decided on the host) say
+    where they ran too; reports of tests run in a VM get that from the runner."""
+    report = yield
+    run, target = _host_run(item.config), target_of(item)
+    if run is not None and target is not None:
+        # A new list: the report shares item.user_properties with the other phases.
+        report.user_properties = [*report.user_properties, *run.kernel_properties(target)]
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)

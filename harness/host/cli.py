@@ -1,4 +1,5 @@
-"""The `bpfvm` command: kernel catalog and cache, a health check, verifier statistics."""
+"""The `bpfvm` command: kernel catalog and cache, a health check, verifier statistics,
+compatibility tables."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 from ..target import ARCHES, host_arch
-from . import (accel, aptsources, builds, cache, catalog, fetch, fragments, ksource, resolve,
-               rootfs, verifier_stats)
+from . import (accel, aptsources, builds, cache, catalog, compat, fetch, fragments, ksource,
+               resolve, rootfs, verifier_stats)
 from .aptsources import MirrorError
 
 
@@ -153,6 +154,16 @@ def _interrupt(signum: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    """One compatibility table from the JSON reports of several runs (CI cells)."""
+    matrix = compat.merge_files(args.files)
+    if args.output:
+        md, js = matrix.write(args.output)
+        print(f"bpfvm: merged table written to {md} and {js}", file=sys.stderr)
+    print(matrix.render_markdown(), end="")
+    return 0
+
+
 def cmd_verifier_stats(args: argparse.Namespace) -> int:
     root = Path(args.golden)
     kernels = args.kernels or verifier_stats.kernel_dirs(root)
@@ -192,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--arch", default="arm64", choices=[a for a in ARCHES if a != host_arch()])
     rb.set_defaults(func=cmd_rootfs)
     sub.add_parser("doctor", help="check the tools, the cache and KVM").set_defaults(func=cmd_doctor)
+    rp = sub.add_parser("report", help="compatibility tables written by pytest --compat-report")
+    rpsub = rp.add_subparsers(dest="action", required=True)
+    rm = rpsub.add_parser("merge", help="merge several BASE.json into one table (Markdown on "
+                                        "stdout)")
+    rm.add_argument("files", nargs="+", help="JSON reports to merge")
+    rm.add_argument("-o", "--output", metavar="BASE", help="also write BASE.md and BASE.json")
+    rm.set_defaults(func=cmd_report_merge)
     v = sub.add_parser("verifier-stats", help="golden verifier statistics compared across kernels")
     v.add_argument("kernels", nargs="*", help="kernel ids to compare, first is the baseline "
                                               "(default: every kernel with statistics)")
@@ -204,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError,
             builds.BuildError, ksource.SourceError, fragments.FragmentError,
-            rootfs.RootfsError, verifier_stats.StatsError) as e:
+            rootfs.RootfsError, verifier_stats.StatsError, compat.ReportError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bpfbuild, bundle, catalog, dispatch, resolve, rootfs
+from . import accel, bpfbuild, bundle, catalog, compat, dispatch, resolve, rootfs
 from .kbuild import BuildError
 from .ksource import SourceError
 from .rootfs import RootfsError
@@ -188,8 +188,14 @@ class HostRun:
                 vm.kill()
                 del self.vms[target.id]
         for report in reports:
+            report.user_properties.extend(self.kernel_properties(target))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+    def kernel_properties(self, target: Target) -> list[tuple[str, str]]:
+        """Where a test ran, for its report, JUnit record and the compatibility table."""
+        accel_used = "none" if not target.in_vm else "tcg" if target.foreign else self.accel
+        return compat.kernel_properties(target, accel_used)
 
     @staticmethod
     def next_in_guest(target: Target, nextitem: Optional[pytest.Item]) -> Optional[str]:
