@@ -7,6 +7,7 @@ do not match the recorded checksums is treated as absent (and refetched).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -14,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 MANIFEST = "manifest.json"
 
@@ -24,6 +25,19 @@ def cache_dir() -> Path:
         return Path(os.environ["BPFVM_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "bpfvm"
+
+
+def out_of_space(error: Union[BaseException, str]) -> bool:
+    """Whether error (an OSError, a tool's failure or its stderr) says the disk is full."""
+    text = " ".join(str(part) for part in (error, getattr(error, "stderr", "") or ""))
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text
+
+
+def no_space(where: Path) -> str:
+    """The one line for a full disk under the cache."""
+    free = shutil.disk_usage(where).free // (1 << 20) if where.exists() else 0
+    return (f"no space left for the cache in {where} ({free} MiB free): free some, or set "
+            "BPFVM_CACHE to a directory on a larger disk")
 
 
 def kernels_dir() -> Path:

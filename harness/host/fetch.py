@@ -62,6 +62,8 @@ class Apt:
                               stderr=subprocess.PIPE)
         if proc.returncode != 0:
             detail = (proc.stderr or "").strip().splitlines()
+            if cache.out_of_space(proc.stderr or ""):
+                raise FetchError(cache.no_space(cache.cache_dir()))
             raise FetchError(f"{tool} {args[0]} failed: {detail[-1] if detail else proc.returncode}")
         return proc.stdout or ""
 
@@ -193,6 +195,10 @@ def fetch(entry: Entry, progress: Progress = print, refresh: bool = True,
             manifest = build_manifest(entry, packages, image, root, release, vmlinuz, config)
             (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             cache.publish(root, final)
+        except (OSError, subprocess.CalledProcessError) as e:
+            if cache.out_of_space(e):
+                raise FetchError(cache.no_space(cache.cache_dir())) from None
+            raise
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         progress(f"{entry.key}: cached {release} in {final}")
@@ -228,5 +234,6 @@ def _unpack(apt: Apt, packages: dict, staged: Path, progress: Progress,
     root.mkdir()
     for deb in sorted(debs.glob("*.deb")):
         progress(f"  unpacking {deb.name}")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True,
+                       stderr=subprocess.PIPE, text=True)
     shutil.rmtree(debs)
