@@ -147,7 +147,8 @@ def bpf_object(request: pytest.FixtureRequest):
     (cached), loads it in the guest and returns a harness.bpf.BpfObject.
 
     A path to a .c file (relative to the test's directory) and ``cflags``
-    build an author's own source; other keywords (log_level, autoload,
+    build an author's own source; a path to a .o file loads an object built
+    elsewhere as it is; other keywords (log_level, autoload,
     offload, dev_bound) go to harness.bpf.load. Every object is closed at
     teardown, detaching what its programs attached.
     """

@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pytest
 
@@ -101,18 +102,20 @@ class VmRunner:
                 f"--kernel={kernel}", "--accel=tcg", f"--bpfvm-logdir={self.logdir}",
                 f"--junitxml={self.base / 'junit.xml'}", *args]
 
-    def start(self, *args: str, kernel: str = VM_KERNEL) -> subprocess.Popen:
+    def start(self, *args: str, kernel: str = VM_KERNEL,
+              hide: Sequence[str] = ()) -> subprocess.Popen:
+        """hide: files the inner run must not be able to use (see hiding())."""
         env = dict(os.environ, TMPDIR=str(self.tmp))
-        return subprocess.Popen(self.command(*args, kernel=kernel), cwd=self.base, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                preexec_fn=_sigint_as_in_a_terminal)
+        return subprocess.Popen(hiding(hide) + self.command(*args, kernel=kernel), cwd=self.base,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, preexec_fn=_sigint_as_in_a_terminal)
 
     def finish(self, proc: subprocess.Popen, timeout: float = 900) -> InnerRun:
         output, _ = proc.communicate(timeout=timeout)
         return InnerRun(proc.returncode, output, parse_junit(self.base / "junit.xml"), self.logdir)
 
-    def run(self, *args: str, kernel: str = VM_KERNEL) -> InnerRun:
-        return self.finish(self.start(*args, kernel=kernel))
+    def run(self, *args: str, kernel: str = VM_KERNEL, hide: Sequence[str] = ()) -> InnerRun:
+        return self.finish(self.start(*args, kernel=kernel, hide=hide))
 
     def wait_for_console(self, needle: str, timeout: float = 600) -> None:
         """Block until some VM console log of this run shows needle."""
@@ -131,11 +134,110 @@ class VmRunner:
         return left
 
 
+def hiding(paths: Sequence[str]) -> list[str]:
+    """A command prefix running the command in a mount namespace of its own where
+    each of paths is /dev/null: a tool there is no longer found on PATH (not
+    executable), /dev/kvm opens but is no KVM. Needs root; the host is untouched."""
+    if not paths:
+        return []
+    for path in paths:
+        if not os.path.exists(path):
+            pytest.skip(f"host: {path} does not exist here, so it cannot be taken away")
+    if os.geteuid() != 0:
+        pytest.skip("host: hiding a file in a private mount namespace needs root")
+    script = 'for p in $BPFVM_TEST_HIDE; do mount --bind /dev/null "$p" || exit 99; done; exec "$@"'
+    return ["env", f"BPFVM_TEST_HIDE={' '.join(paths)}", "unshare", "--mount",
+            "--propagation", "private", "sh", "-c", script, "sh"]
+
+
 def _sigint_as_in_a_terminal() -> None:
     """Let the inner pytest take Ctrl-C like a foreground process: a shell starting
     the outer run in the background (cmd &) hands it SIGINT ignored, and Python
     then installs no KeyboardInterrupt handler."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# -- the fault table ---------------------------------------------------------
+#
+# Tests marked fault("what happens") inject a real fault. An autouse fixture
+# counts what they could leave behind -- QEMU processes anywhere, mounts,
+# bpfvm run directories -- before and after, and records it; the test records
+# what the run said (fault_outcome). `pytest tests -m fault` ends with the table.
+
+def mounts() -> set[str]:
+    return set(Path("/proc/self/mounts").read_text().splitlines())
+
+
+def run_dirs(test_tmp: Path) -> set[str]:
+    """VM run directories (mkdtemp bpfvm-*) in the system's temp dir and anywhere
+    under the test's own (an inner run's TMPDIR)."""
+    found = list(Path(tempfile.gettempdir()).glob("bpfvm-*")) + list(test_tmp.rglob("bpfvm-*"))
+    return {str(p) for p in found if p.is_dir() and p.name != "bpfvm-logs"}
+
+
+def leftovers_since(qemu: set[int], mount_set: set[str], dirs: set[str], test_tmp: Path,
+                    settle: float = 10) -> list[str]:
+    """What appeared since the counts were taken and is still there after settle seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        left = [f"QEMU pid {p}" for p in qemu_pids() - qemu]
+        left += [f"mount {m.split()[1]}" for m in mounts() - mount_set]
+        left += sorted(run_dirs(test_tmp) - dirs)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _fault_leaks(request: pytest.FixtureRequest):
+    mark = request.node.get_closest_marker("fault")
+    if mark is None:
+        yield
+        return
+    request.node.user_properties.append(("fault", mark.args[0]))
+    test_tmp = request.getfixturevalue("tmp_path")
+    qemu, mount_set, dirs = qemu_pids(), mounts(), run_dirs(test_tmp)
+    yield
+    left = leftovers_since(qemu, mount_set, dirs, test_tmp)
+    request.node.user_properties.append(("leaked", ", ".join(left) or "nothing"))
+    assert left == [], "the fault left these behind"
+
+
+@pytest.fixture
+def fault_outcome(request: pytest.FixtureRequest):
+    """Record, for the fault table, what the run reported: the first line of
+    text, and the first line containing each of also."""
+    def record(text: str, also: Sequence[str] = ()) -> None:
+        lines = text.strip().splitlines()
+        said = [lines[0]] + [next(line.strip(" !=") for line in lines if needle in line)
+                             for needle in also]
+        request.node.user_properties.append(("outcome", " / ".join(said)))
+    return record
+
+
+_FAULTS: dict[str, dict[str, str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    if "fault" not in props:
+        return
+    row = _FAULTS.setdefault(report.nodeid, {"result": "survived"})
+    row.update(props)
+    if report.failed:
+        row["result"] = f"FAILED ({report.when})"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _FAULTS:
+        return
+    terminalreporter.section("fault table")
+    terminalreporter.write_line("| fault | what the run reported | left behind | result |")
+    terminalreporter.write_line("|---|---|---|---|")
+    for row in _FAULTS.values():
+        outcome = row.get("outcome", "(not recorded)").replace("|", "\\|")
+        terminalreporter.write_line(f"| {row['fault']} | {outcome} | "
+                                    f"{row.get('leaked', '(not counted)')} | {row['result']} |")
 
 
 @pytest.fixture

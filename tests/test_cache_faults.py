@@ -25,7 +25,8 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_disk_full_while_fetching_is_one_line_and_leaves_nothing(small_disk):
+@pytest.mark.fault("disk full in the cache dir")
+def test_disk_full_while_fetching_is_one_line_and_leaves_nothing(small_disk, fault_outcome):
     proc = subprocess.run([sys.executable, "-m", "harness.host.cli", "kernels", "fetch", "6.12",
                            "--arch", "x86_64"], capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, BPFVM_CACHE=str(small_disk)))
@@ -34,6 +35,7 @@ def test_disk_full_while_fetching_is_one_line_and_leaves_nothing(small_disk):
     assert last.startswith(f"bpfvm: no space left for the cache in {small_disk} (")
     assert last.endswith("free some, or set BPFVM_CACHE to a directory on a larger disk")
     assert sorted(p.name for p in (small_disk / "kernels").iterdir()) == []
+    fault_outcome(f"exit 2: {last}")
 
 
 def bpfvm_fetch(cache_dir: Path, *, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -50,10 +52,17 @@ def entry_problem(cache_dir: Path, monkeypatch) -> object:
     return cache.verify(entry) if entry.exists() else "absent"
 
 
-def test_interrupted_download_leaves_nothing_and_the_next_fetch_completes(tmp_path, monkeypatch):
+@pytest.mark.fault("interrupted kernel download (Ctrl-C in apt-get download)")
+def test_interrupted_download_leaves_nothing_and_the_next_fetch_completes(tmp_path, monkeypatch,
+                                                                         fault_outcome):
+    # A fast mirror delivers the packages within a second; at 4 MB/s the
+    # download is surely still running when Ctrl-C comes.
+    slow = tmp_path / "apt-slow.conf"
+    slow.write_text('Acquire::http::Dl-Limit "4000";\n')
     proc = subprocess.Popen([sys.executable, "-m", "harness.host.cli", "kernels", "fetch", "6.12",
                              "--arch", "x86_64"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, BPFVM_CACHE=str(tmp_path)))
+                            text=True, env=dict(os.environ, BPFVM_CACHE=str(tmp_path),
+                                                APT_CONFIG=str(slow)))
     for line in proc.stdout:
         if "downloading" in line:
             break
@@ -67,6 +76,8 @@ def test_interrupted_download_leaves_nothing_and_the_next_fetch_completes(tmp_pa
     again = bpfvm_fetch(tmp_path)
     assert again.returncode == 0, again.stderr
     assert entry_problem(tmp_path, monkeypatch) is None
+    fault_outcome(f"exit {proc.returncode}, no entry or staging left; the next fetch: "
+                  f"{again.stdout.strip().splitlines()[-1]}")
 
 
 def _cmdline(pid: str) -> str:
@@ -76,7 +87,8 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def test_damaged_cached_image_is_fetched_again(tmp_path, monkeypatch):
+@pytest.mark.fault("corrupt cached image (a flipped byte in vmlinuz)")
+def test_damaged_cached_image_is_fetched_again(tmp_path, monkeypatch, fault_outcome):
     from harness.host import cache
 
     source = cache.kernels_dir() / "6.12-x86_64"  # the real cache (BPFVM_CACHE not set yet)
@@ -100,3 +112,4 @@ def test_damaged_cached_image_is_fetched_again(tmp_path, monkeypatch):
     assert entry_problem(tmp_path, monkeypatch) is None
     monkeypatch.undo()
     assert source is None or cache.verify(source) is None  # the real cache was only read
+    fault_outcome(next(line for line in proc.stdout.splitlines() if "cached copy unusable" in line))

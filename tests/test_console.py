@@ -40,3 +40,14 @@ def test_between_markers_attributes_output_to_one_test():
     assert console.find_splat(console.between(text, 11))
     assert console.between(text, 2) is None
 
+
+
+def test_kvm_failure_is_qemus_message_or_silence():
+    assert console.kvm_failure("Probing EDD\nKVM internal error. Suberror: 1\n", 1.0) == \
+        "KVM internal error"
+    assert console.kvm_failure("qemu: failed to initialize kvm: Inappropriate ioctl\n", 0.5) == \
+        "failed to initialize kvm"
+    assert console.kvm_failure("$ vng ...\n", 1.0) is None
+    assert console.kvm_failure("$ vng ...\n", console.KVM_FIRST_OUTPUT + 1) == \
+        f"the guest printed nothing within {console.KVM_FIRST_OUTPUT:.0f}s"
+    assert console.kvm_failure("[ 0.0] Linux version 6.12\n", 100.0) is None

@@ -61,7 +61,8 @@ def test_unmet_requirements_skip_on_the_host_with_reasons(pytester, fake_kernel)
     result.assert_outcomes(skipped=4)
 
 
-def test_malformed_marker_is_a_collection_error(pytester):
+@pytest.mark.fault("a malformed marker argument")
+def test_malformed_marker_is_a_collection_error(pytester, fault_outcome):
     pytester.makepyfile(test_c="""
         import pytest
         @pytest.mark.kconfig("NETDEVSIM")
@@ -70,14 +71,19 @@ def test_malformed_marker_is_a_collection_error(pytester):
     result = pytester.runpytest("--kernel=5.10", "--accel=tcg")
     result.stdout.fnmatch_lines(["*kconfig marker: 'NETDEVSIM' is not an option name*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+    fault_outcome(next(line for line in result.outlines if "is not an option name" in line))
 
 
 @pytest.mark.parametrize("arg, message", [
-    ("--kernel=9.99", "unknown kernel '9.99' for x86_64*"),
-    ("--kernel=/nonexistent/bzImage", "kernel path /nonexistent/bzImage does not exist"),
+    pytest.param("--kernel=9.99", "unknown kernel '9.99' for x86_64*",
+                 marks=pytest.mark.fault("an unknown kernel name")),
+    pytest.param("--kernel=/nonexistent/bzImage",
+                 "kernel path /nonexistent/bzImage does not exist",
+                 marks=pytest.mark.fault("a kernel path that does not exist")),
 ])
-def test_bad_kernel_is_one_clear_line(pytester, arg, message):
+def test_bad_kernel_is_one_clear_line(pytester, arg, message, fault_outcome):
     pytester.makepyfile(test_d="def test_x(): pass\n")
     result = pytester.runpytest(arg)
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    fault_outcome(next(line for line in result.errlines if line.startswith("ERROR: ")))

@@ -1,14 +1,18 @@
 """BPF objects built on the host and loaded in a real guest; item ordering
 across modules when the host skips an item."""
+import subprocess
+
 import pytest
 
 from conftest import VM_KERNEL
+from harness.target import host_arch
 
 pytestmark = pytest.mark.slow
 ID = f"[{VM_KERNEL}]"
 
 
-def test_builds_compile_errors_and_own_sources(vm_runner):
+@pytest.mark.fault("a C compile error; a missing BPF source")
+def test_builds_compile_errors_and_own_sources(vm_runner, fault_outcome):
     progs = vm_runner.base / "progs"
     progs.mkdir()
     (progs / "mine.c").write_text("""
@@ -49,6 +53,8 @@ def test_builds_compile_errors_and_own_sources(vm_runner):
     assert "no BPF source absent.c in" in run.message(f"test_missing_source{ID}")
     assert "pass -DVERDICT=n" in run.message(f"test_without_flag{ID}")
     assert run.outcome(f"test_after{ID}") == "passed"
+    diagnostic = next(line for line in error.splitlines() if "error:" in line)
+    fault_outcome(f"{diagnostic.strip()} / {run.message(f'test_missing_source{ID}')}")
 
 
 def test_item_skipped_on_host_between_modules(vm_runner):
@@ -73,3 +79,42 @@ def test_item_skipped_on_host_between_modules(vm_runner):
     assert run.outcome(f"test_a{ID}") == "passed"
     assert "needs kernel <3.0" in run.message(f"test_b_skipped_on_host{ID}")
     assert run.outcome(f"test_c{ID}") == "passed", run.output
+
+
+PASS_XDP = """
+__attribute__((section("xdp"), used)) int pass(void *ctx) { return 2; }
+char LICENSE[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+@pytest.mark.fault("an object built for the wrong target (host arch, big-endian BPF)")
+def test_prebuilt_objects_load_and_wrong_targets_say_so(vm_runner, fault_outcome):
+    source = vm_runner.base / "pass.c"
+    source.write_text(PASS_XDP)
+    for out, target in (("good.o", ["-target", "bpf"]), ("native.o", []),
+                        ("bigendian.o", ["-target", "bpfeb"])):
+        subprocess.run(["clang", *target, "-O2", "-c", str(source), "-o",
+                        str(vm_runner.base / out)], check=True)
+    vm_runner.write("""
+        def test_good(bpf_object):
+            assert bpf_object("good.o").program("pass").test_run(bytes(64)).retval == 2
+        def test_native(bpf_object):
+            bpf_object("native.o")
+        def test_bigendian(bpf_object):
+            bpf_object("bigendian.o")
+        def test_absent(bpf_object):
+            bpf_object("absent.o")
+        def test_after(bpf_object):
+            assert bpf_object("good.o").programs
+    """)
+    run = vm_runner.run("-v")
+    assert run.outcome(f"test_good{ID}") == "passed", run.output
+    native = run.message(f"test_native{ID}")
+    machine = {"x86_64": "x86-64", "arm64": "aarch64"}[host_arch()]
+    assert f"loading native.o: an object built for {machine}, not BPF: build it with clang " \
+           "-target bpf" in native
+    assert "loading bigendian.o: a big-endian BPF object, and this kernel is " \
+           "little-endian" in run.message(f"test_bigendian{ID}")
+    assert "no BPF object" in run.message(f"test_absent{ID}")
+    assert run.outcome(f"test_after{ID}") == "passed"
+    fault_outcome(native)

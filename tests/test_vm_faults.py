@@ -4,12 +4,18 @@ Each test runs an inner pytest against a real kernel (BPFVM_TEST_KERNEL,
 default 6.12) and checks what it reported; the vm_runner fixture then
 checks that no QEMU process or run directory outlived the inner run.
 """
+import json
 import os
 import signal
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+import harness
+from harness.host import tools
+from harness.target import host_arch
 
 from conftest import VM_KERNEL, children_of, qemu_pids
 
@@ -33,7 +39,8 @@ def test_pass_and_fail_are_reported_per_test(vm_runner):
     assert run.returncode == 1
 
 
-def test_panic_fails_that_test_and_the_vm_restarts(vm_runner):
+@pytest.mark.fault("guest kernel panic")
+def test_panic_fails_that_test_and_the_vm_restarts(vm_runner, fault_outcome):
     vm_runner.write("""
         def test_before():
             pass
@@ -46,12 +53,14 @@ def test_panic_fails_that_test_and_the_vm_restarts(vm_runner):
     run = vm_runner.run()
     assert run.outcome(f"test_before{ID}") == "passed"
     message = run.assert_blamed("test_panics", "the guest VM died", "Kernel panic")
+    fault_outcome(message, also=["Kernel panic"])
     log = message.split("console log: ")[1].split()[0]
     assert Path(log).exists()
     assert len(list(run.logdir.glob("console-*.log"))) == 2, "expected a second boot"
 
 
-def test_hang_is_killed_at_the_timeout(vm_runner):
+@pytest.mark.fault("guest hang")
+def test_hang_is_killed_at_the_timeout(vm_runner, fault_outcome):
     vm_runner.write("""
         import time
         def test_hangs():
@@ -60,11 +69,12 @@ def test_hang_is_killed_at_the_timeout(vm_runner):
             pass
     """)
     run = vm_runner.run("--bpfvm-timeout=20")
-    run.assert_blamed("test_hangs", "timed out after 20s")
+    fault_outcome(run.assert_blamed("test_hangs", "timed out after 20s"))
     assert f"FAILED test_inner.py::test_hangs{ID}" in run.output
 
 
-def test_kernel_problem_report_fails_a_passing_test(vm_runner):
+@pytest.mark.fault("kernel problem report (WARN/oops/hung task) during a test")
+def test_kernel_problem_report_fails_a_passing_test(vm_runner, fault_outcome):
     """A kernel problem report on the console fails the test that caused it.
 
     Stock Debian kernels give userspace no switch for a WARN splat (5.10's
@@ -100,11 +110,13 @@ def test_kernel_problem_report_fails_a_passing_test(vm_runner):
             pass
     """)
     run = vm_runner.run()
-    run.assert_blamed("test_blocks_in_d_state", "the kernel reported a problem on the console",
-                      "blocked for more than")
+    fault_outcome(run.assert_blamed("test_blocks_in_d_state",
+                                    "the kernel reported a problem on the console",
+                                    "blocked for more than"), also=["blocked for more than"])
 
 
-def test_qemu_killed_from_outside_is_reported(vm_runner):
+@pytest.mark.fault("QEMU killed from outside")
+def test_qemu_killed_from_outside_is_reported(vm_runner, fault_outcome):
     vm_runner.write("""
         import time
         def test_victim():
@@ -117,10 +129,12 @@ def test_qemu_killed_from_outside_is_reported(vm_runner):
     for pid in qemu_pids(str(vm_runner.tmp)):
         os.kill(pid, signal.SIGTERM)
     run = vm_runner.finish(proc)
-    run.assert_blamed("test_victim", "the guest VM died", "terminating on signal 15")
+    fault_outcome(run.assert_blamed("test_victim", "the guest VM died",
+                                    "terminating on signal 15"), also=["terminating on signal 15"])
 
 
-def test_guest_worker_death_is_reported(vm_runner):
+@pytest.mark.fault("the guest worker process dies")
+def test_guest_worker_death_is_reported(vm_runner, fault_outcome):
     vm_runner.write("""
         import os
         def test_kills_worker():
@@ -129,11 +143,14 @@ def test_guest_worker_death_is_reported(vm_runner):
             pass
     """)
     run = vm_runner.run()
-    run.assert_blamed("test_kills_worker", "the guest VM died")
+    fault_outcome(run.assert_blamed("test_kills_worker", "the guest VM died"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_run_leaves_nothing(vm_runner, sig):
+@pytest.mark.parametrize("sig", [
+    pytest.param(signal.SIGINT, id="ctrl-c", marks=pytest.mark.fault("Ctrl-C to the host pytest")),
+    pytest.param(signal.SIGTERM, id="sigterm", marks=pytest.mark.fault("SIGTERM to the host pytest")),
+])
+def test_interrupted_run_leaves_nothing(vm_runner, sig, fault_outcome):
     vm_runner.write("""
         import time
         def test_long():
@@ -145,9 +162,11 @@ def test_interrupted_run_leaves_nothing(vm_runner, sig):
     proc.send_signal(sig)
     run = vm_runner.finish(proc, timeout=120)
     assert run.returncode == pytest.ExitCode.INTERRUPTED, run.output
+    fault_outcome(f"exit {run.returncode}\n{run.output}", also=["KeyboardInterrupt"])
 
 
-def test_xdist_worker_crash_leaves_nothing(vm_runner):
+@pytest.mark.fault("an xdist worker killed (SIGKILL)")
+def test_xdist_worker_crash_leaves_nothing(vm_runner, fault_outcome):
     vm_runner.write("""
         import time
         def test_long():
@@ -169,3 +188,124 @@ def test_xdist_worker_crash_leaves_nothing(vm_runner):
     assert "crashed" in run.output
     assert run.outcome(f"test_long{ID}") == "failed"
     assert run.outcome(f"test_other{ID}") == "passed"
+    fault_outcome(f"test_long failed: {run.message(f'test_long{ID}')}; test_other passed")
+
+
+def accel_properties(run_dir: Path) -> set[str]:
+    root = ET.parse(run_dir / "junit.xml").getroot()
+    return {p.get("value") for p in root.iter("property") if p.get("name") == "accel"}
+
+
+@pytest.mark.fault("KVM present but broken, --accel auto")
+def test_broken_kvm_is_probed_and_tcg_used(vm_runner, fault_outcome):
+    vm_runner.write("""
+        def test_runs():
+            pass
+    """)
+    run = vm_runner.run("--accel=auto", hide=["/dev/kvm"])
+    warning = [line for line in run.output.splitlines() if "KVM does not work here" in line]
+    assert warning and "failed to initialize kvm" in warning[0], run.output
+    assert run.outcome(f"test_runs{ID}") == "passed"
+    assert accel_properties(vm_runner.base) == {"tcg"}
+    fault_outcome(warning[0])
+
+
+@pytest.mark.fault("KVM present but broken, --accel kvm forced")
+def test_forced_broken_kvm_fails_each_test_with_the_fix(vm_runner, fault_outcome):
+    vm_runner.write("""
+        def test_a():
+            pass
+        def test_b():
+            pass
+    """)
+    run = vm_runner.run("--accel=kvm", hide=["/dev/kvm"])
+    for name in ("test_a", "test_b"):
+        assert run.outcome(f"{name}{ID}") == "failed", run.output
+        message = run.message(f"{name}{ID}")
+        assert "KVM failed during boot (failed to initialize kvm)" in message
+        assert "use --accel auto (probes KVM, falls back to TCG) or --accel tcg" in message
+    fault_outcome(run.message(f"test_a{ID}"))
+
+
+@pytest.mark.fault("QEMU not installed")
+def test_missing_qemu_is_one_line(vm_runner, fault_outcome):
+    vm_runner.write("""
+        def test_x():
+            pass
+    """)
+    qemu = tools.QEMU[host_arch()]
+    run = vm_runner.run(hide=[tools.require(qemu)])
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.output
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [f"ERROR: {qemu} not found: {tools.install_hint(qemu)}, "
+                      f"or run the README's install command (ci/run.sh setup)"]
+    fault_outcome(errors[0])
+
+
+@pytest.mark.parametrize("tool, use", [
+    pytest.param("clang", "bpf_object('tiny')", marks=pytest.mark.fault("clang not installed")),
+    pytest.param("bpftool", "bpf.bpftool('prog', 'show')",
+                 marks=pytest.mark.fault("bpftool not installed")),
+])
+def test_missing_tool_fails_the_test_using_it(vm_runner, fault_outcome, tool, use):
+    (vm_runner.base / "bpf").mkdir()
+    (vm_runner.base / "bpf" / "tiny.c").write_text(TINY_BPF)
+    vm_runner.write(f"""
+        from harness import bpf
+        def test_uses_tool(bpf_object):
+            {use}
+        def test_after():
+            pass
+    """)
+    run = vm_runner.run(hide=[tools.require(tool)])
+    message = run.assert_blamed("test_uses_tool", f"{tool} not found",
+                                tools.install_hint(tool), "README's install command")
+    fault_outcome(message)
+
+
+TINY_BPF = """
+__attribute__((section("xdp"), used)) int tiny(void *ctx) { return 2; }
+char LICENSE[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+@pytest.mark.fault("a guest writes to /etc, /usr, the project tree and bpfvm's own files")
+def test_guest_writes_do_not_reach_the_host(vm_runner, fault_outcome):
+    mark = f"bpfvm-isolation-{os.getpid()}-{time.monotonic_ns()}"
+    ini, keep = vm_runner.base / "pytest.ini", vm_runner.base / "keep.txt"
+    keep.write_text("the guest must not delete this\n")
+    writes = {"/etc": Path("/etc", mark), "/usr": Path("/usr", mark),
+              "the project tree": vm_runner.base / mark,
+              "bpfvm's package": Path(harness.__file__).parent / mark, "pytest.ini": ini}
+    vm_runner.write(f"""
+        import json, os
+        def test_writes():
+            tried = {{}}
+            for what, path in {({k: str(v) for k, v in writes.items()})!r}.items():
+                try:
+                    with open(path, "a") as f:
+                        f.write("written by the guest\\n")
+                    tried[what] = "written"
+                except OSError as e:
+                    tried[what] = e.strerror
+            try:
+                os.unlink({str(keep)!r})
+                tried["deleting a project file"] = "done"
+            except OSError as e:
+                tried["deleting a project file"] = e.strerror
+            print("TRIED", json.dumps(tried))
+    """)
+    ini_before = ini.read_bytes()
+    try:
+        run = vm_runner.run("-rP")
+        assert run.outcome(f"test_writes{ID}") == "passed", run.output
+        tried = json.loads(run.output.split("TRIED ", 1)[1].splitlines()[0])
+        assert [p for w, p in writes.items() if w != "pytest.ini" and p.exists()] == []
+        assert ini.read_bytes() == ini_before
+        assert keep.read_text() == "the guest must not delete this\n"
+    finally:
+        for what, path in writes.items():
+            if what != "pytest.ini":
+                path.unlink(missing_ok=True)
+    fault_outcome("in the guest: " + ", ".join(f"{w}: {r}" for w, r in tried.items())
+                  + "; on the host: nothing changed")

@@ -45,6 +45,23 @@ def compiled(source: Union[str, Path], cflags: Sequence[str] = (),
 
 def load_object(source: Union[str, Path], cflags: Sequence[str] = (),
                 base: Optional[Path] = None, **load_options: Any) -> BpfObject:
-    """Compile (on the host, cached) and load an object; the caller closes it."""
-    name, data = compiled(source, cflags, base)
+    """Compile (on the host, cached) and load an object; the caller closes it.
+
+    A path ending in .o is an object built elsewhere, loaded as it is.
+    """
+    if str(source).endswith(".o"):
+        name, data = prebuilt(Path(source), cflags, base)
+    else:
+        name, data = compiled(source, cflags, base)
     return load(data, name, **load_options)
+
+
+def prebuilt(path: Path, cflags: Sequence[str], base: Optional[Path]) -> tuple[str, bytes]:
+    if cflags:
+        raise BuildError(f"{path} is already built: cflags apply to .c sources")
+    if base is not None:
+        path = base / path
+    try:
+        return path.name, path.read_bytes()
+    except FileNotFoundError:
+        raise BuildError(f"no BPF object {path}: build it first, or give its .c source") from None

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..target import Target
+from . import console, tools
 from . import vm as vmmod
 
 PROBE_TIMEOUT = 60.0
-# A working KVM guest prints its first console line within a second or two;
-# a broken one often prints nothing at all.
-FIRST_OUTPUT_TIMEOUT = 10.0
-_FATAL = ("KVM internal error", "failed to initialize kvm", "Could not access KVM")
 
 
 def kvm_device_usable(path: str = "/dev/kvm") -> bool:
@@ -35,19 +32,17 @@ def probe(target: Target, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
-                            env=dict(os.environ, PATH=vmmod._tool_path()))
+                            env=dict(os.environ, PATH=tools.search_path()))
     output = b""
     try:
         os.set_blocking(proc.stdout.fileno(), False)
         while time.monotonic() - started < timeout:
             chunk = proc.stdout.read() or b""
             output += chunk
-            text = output.decode(errors="replace")
-            if "Linux version" not in text and time.monotonic() - started > FIRST_OUTPUT_TIMEOUT:
-                return False, f"KVM guest printed nothing within {FIRST_OUTPUT_TIMEOUT:.0f}s"
-            fatal = next((f for f in _FATAL if f in text), None)
-            if fatal:
-                return False, f"KVM guest failed: {fatal}"
+            failure = console.kvm_failure(output.decode(errors="replace"),
+                                          time.monotonic() - started)
+            if failure:
+                return False, f"KVM guest failed: {failure}"
             if proc.poll() is not None:
                 output += proc.stdout.read() or b""
                 if proc.returncode == 0:

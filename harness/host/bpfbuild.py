@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import cache, headers
+from . import cache, headers, tools
 
 CLANG = "clang"
 BASE_FLAGS = ("-target", "bpf", "-O2", "-g", "-Wall", "-Wno-unused-function")
@@ -32,10 +32,9 @@ class BuildError(Exception):
 
 @functools.lru_cache(maxsize=None)
 def clang_version() -> str:
-    try:
-        out = subprocess.run([CLANG, "--version"], capture_output=True, text=True, check=True)
-    except FileNotFoundError:
-        raise BuildError(f"{CLANG} not found: install clang (ci/run.sh setup installs it)") from None
+    if tools.find(CLANG) is None:
+        raise BuildError(tools.missing(CLANG))
+    out = subprocess.run([CLANG, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 

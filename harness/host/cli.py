@@ -3,7 +3,6 @@ compatibility tables."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from ..target import ARCHES, host_arch
 from . import (accel, aptsources, builds, cache, catalog, compat, fetch, fragments, ksource,
-               resolve, rootfs, verifier_stats)
+               resolve, rootfs, tools, verifier_stats)
 from .aptsources import MirrorError
 
 
@@ -102,12 +101,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks.append(ok or warn)
         print(f"{status:4}  {name:18} {detail}" + (f" -> {fix}" if fix and not ok else ""))
 
-    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("vng", "virtme-ng"),
-                      ("clang", "clang"), ("bpftool", "bpftool")):
-        found = shutil.which(tool, path=os.pathsep.join(
-            [str(Path(sys.executable).parent), os.environ.get("PATH", ""), "/usr/sbin"]))
-        fix = f"pip install {pkg}" if tool == "vng" else f"apt-get install {pkg}"
-        check(tool, found is not None, found or "not found", fix)
+    for tool in (tools.QEMU[host_arch()], "vng", "clang", "bpftool"):
+        found = tools.find(tool)
+        check(tool, found is not None, found or "not found", tools.install_hint(tool))
     cdir = cache.cache_dir()
     try:
         cdir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,13 @@ _SPLAT = re.compile(
     r"|INFO: task \S+ blocked for more than"
 )
 EXCERPT_LINES = 40
+# What QEMU prints when KVM cannot run the guest (it then stops or hangs, never
+# falls back to TCG by itself).
+_KVM_FATAL = ("KVM internal error", "failed to initialize kvm", "Could not access KVM",
+              "emulation failure")
+# A working KVM guest prints its banner within a second or two; a broken one
+# often prints nothing at all.
+KVM_FIRST_OUTPUT = 10.0
 
 
 def between(text: str, seq: int) -> Optional[str]:
@@ -42,6 +49,16 @@ def find_splat(text: str) -> Optional[str]:
     for i, line in enumerate(lines):
         if _SPLAT.search(line):
             return "\n".join(lines[i:i + EXCERPT_LINES])
+    return None
+
+
+def kvm_failure(text: str, elapsed: float) -> Optional[str]:
+    """Why a guest booting under KVM for `elapsed` seconds is not going to boot, or None."""
+    fatal = next((f for f in _KVM_FATAL if f in text), None)
+    if fatal:
+        return fatal
+    if "Linux version" not in text and elapsed > KVM_FIRST_OUTPUT:
+        return f"the guest printed nothing within {KVM_FIRST_OUTPUT:.0f}s"
     return None
 
 

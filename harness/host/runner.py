@@ -12,7 +12,7 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bpfbuild, bundle, catalog, compat, dispatch, resolve, rootfs
+from . import accel, bpfbuild, bundle, catalog, compat, dispatch, resolve, rootfs, tools
 from .kbuild import BuildError
 from .ksource import SourceError
 from .rootfs import RootfsError
@@ -84,12 +84,14 @@ class HostRun:
             return
         self.prepared = True
         try:
+            for tool in self.tools_needed():
+                tools.require(tool)
             for target in self.targets.values():
                 resolve.materialize(target, self.entries, self._progress)
             for arch in sorted({t.arch for t in self.targets.values() if t.foreign}):
                 self.roots[arch] = str(rootfs.ensure(arch, self._progress))
         except (CatalogError, FetchError, MirrorError, BuildError, SourceError,
-                RootfsError) as e:
+                RootfsError, tools.ToolMissing) as e:
             raise pytest.UsageError(str(e)) from None
         if any(t.kind == "host" for t in self.targets.values()):
             from ..guest import system  # --kernel host: this machine is the guest
@@ -98,6 +100,12 @@ class HostRun:
         if not hasattr(self.config, "workerinput"):
             bpfbuild.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
         self.decide_accel()
+
+    def tools_needed(self) -> list[str]:
+        """What booting this run's guests takes; clang and bpftool are checked
+        when a test uses them, so runs without BPF objects do not need them."""
+        arches = sorted({t.arch for t in self.targets.values() if t.in_vm})
+        return (["vng"] if arches else []) + [tools.QEMU[a] for a in arches]
 
     def bpf_dirs(self) -> list[Path]:
         return self.config.getini("bpfvm_bpf_dirs") or [self.config.rootpath / "bpf"]
@@ -179,7 +187,7 @@ class HostRun:
         try:
             vm = self.vm_for(target)
         except VmError as e:
-            reports = dispatch.synthesize(item, [], f"cannot boot kernel {target.describe()}: {e}")
+            reports = dispatch.synthesize(item, [], f"cannot boot: {e}")
         else:
             self.seq += 1
             reports, error = dispatch.run(vm, item, nextid, self.seq, self.timeout(),

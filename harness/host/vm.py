@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 from .. import protocol
 from ..protocol import PORT_NAME
 from ..target import Target
-from . import console
+from . import console, tools
 
 _VIRTIO_SERIAL = {"x86_64": "virtio-serial-pci", "arm64": "virtio-serial-device"}
 
@@ -91,10 +91,10 @@ class ForeignRoot:
 
 def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
                 extra: Sequence[str] = ()) -> list[str]:
-    vng = shutil.which("vng", path=_tool_path())
-    if vng is None:
-        raise VmError("virtme-ng (vng) is not installed; run the README's install command "
-                      "or 'pip install virtme-ng'")
+    try:
+        vng = tools.require("vng")
+    except tools.ToolMissing as e:
+        raise VmError(str(e)) from None
     kernel = target.kdir or target.vmlinuz
     qemu_opts = (f"-chardev socket,id=bpfvm,path={sock},server=on,wait=off "
                  f"-device {_VIRTIO_SERIAL[target.arch]},id=bpfvmser "
@@ -113,11 +113,6 @@ def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
     if target.arch != "x86_64":
         cmd += ["--arch", "arm64" if target.arch == "arm64" else target.arch]
     return cmd + list(extra) + ["--exec", command]
-
-
-def _tool_path() -> str:
-    """PATH with this interpreter's bin dir first, where pip put vng."""
-    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 class Vm:
@@ -144,11 +139,12 @@ class Vm:
         self._inbox: list[dict[str, Any]] = []
         self._console = b""
         self.ready: dict[str, Any] = {}
+        self._started = 0.0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         self.opts.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-"))
         spec_path = self.rundir / "guest.json"
@@ -168,7 +164,7 @@ class Vm:
         cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {guest_dir / script.name}",
                           extra)
         leash_r, self._leash_w = os.pipe()
-        env = dict(os.environ, PATH=_tool_path(), PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harness.host.leash", str(leash_r), str(self.rundir),
@@ -279,6 +275,13 @@ class Vm:
 
     def _check_alive(self, what: str) -> None:
         code = self.proc.poll() if self.proc else None
+        if what == "boot" and self.opts.accel == "kvm":
+            failure = console.kvm_failure(self.console_text(), time.monotonic() - self._started)
+            if failure:
+                raise VmDied(self._explain(
+                    f"KVM failed during boot ({failure})",
+                    fix="KVM does not work on this host: use --accel auto (probes KVM, "
+                        "falls back to TCG) or --accel tcg"))
         if code is not None:
             raise VmDied(self._explain(f"the VM exited with status {code} during {what}"))
 
@@ -303,9 +306,9 @@ class Vm:
                 return text
             time.sleep(0.002)
 
-    def _explain(self, what: str) -> str:
+    def _explain(self, what: str, fix: str = "") -> str:
         text = self.console_text()
         splat = console.find_splat(text)
         excerpt = splat if splat else console.tail(text)
-        return (f"{what} on kernel {self.target.describe()}\n"
+        return (f"{what} on kernel {self.target.describe()}{': ' + fix if fix else ''}\n"
                 f"console log: {self.log_path}\n{excerpt}")

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from . import attach
+from . import attach, objfile
 from .libbpf import (BPF_F_XDP_DEV_BOUND_ONLY, ObjectOpenOpts, TestRunOpts, captured_messages,
                      check, lib, object_id, sized)
 from .maps import Map, open_map
@@ -32,13 +32,14 @@ class LoadError(OSError):
     """An object failed to load; .log is the verifier log of the program that failed."""
 
     def __init__(self, err: int, obj: str, program: Optional[str], log: str,
-                 messages: list[str]):
+                 messages: list[str], summary: Optional[str] = None):
+        """summary: what went wrong, when more can be said than the errno."""
         self.object, self.program, self.log, self.messages = obj, program, log, messages
         what = f"program {program!r}" if program else "the object"
         detail = log.strip() or "\n".join(m.rstrip() for m in messages) or "(no log)"
         tail = "\n".join(detail.splitlines()[-60:])
-        super().__init__(err, f"loading {obj}: {what} failed: {errno.errorcode.get(err, err)}"
-                              f"\n{tail}")
+        summary = summary or f"{what} failed: {errno.errorcode.get(err, err)}"
+        super().__init__(err, f"loading {obj}: {summary}\n{tail}")
 
     def __str__(self) -> str:
         return self.strerror
@@ -208,7 +209,7 @@ class BpfObject:
             self.handle = lib.bpf_object__open_mem(self._data, len(data), ctypes.byref(opts))
         if not self.handle:
             err = ctypes.get_errno() or errno.EINVAL
-            raise LoadError(err, name, None, "", messages)
+            raise LoadError(err, name, None, "", messages, objfile.wrong_target(err, data))
         self.programs: dict[str, Program] = {}
         for handle in self._iterate(lib.bpf_object__next_program):
             program = Program(handle, self)

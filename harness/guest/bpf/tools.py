@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -11,7 +12,11 @@ from typing import Any, Iterator
 
 def bpftool(*args: str) -> Any:
     """Run ``bpftool -j ARGS`` and return its JSON (None when it printed nothing)."""
-    tool = shutil.which("bpftool") or "/usr/sbin/bpftool"
+    tool = shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    if tool is None:
+        raise FileNotFoundError(errno.ENOENT, "bpftool not found in the guest (a guest runs the "
+                                "host's /usr): apt-get install bpftool on the host, or run the "
+                                "README's install command (ci/run.sh setup)")
     out = subprocess.run([tool, "-j", *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"bpftool {' '.join(args)} failed: {out.stderr.strip() or out.stdout}")
