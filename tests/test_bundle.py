@@ -1,5 +1,10 @@
+import importlib.util
+import os
+import sys
 import tarfile
 import types
+
+import pytest
 
 from harness.host import bundle
 
@@ -38,14 +43,45 @@ def test_nested_roots_fold_into_the_outer_one(tmp_path):
     assert list(groups) == [lib] and len(groups[lib]) == 2
 
 
-def test_tar_is_cached_and_prelude_layers_each_root(tmp_path, monkeypatch):
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A sys.path root to bundle, and a cache of the test's own."""
     monkeypatch.setenv("BPFVM_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "root"
-    root.mkdir()
+    (tmp_path / "root").mkdir()
+    return tmp_path / "root"
+
+
+def test_tar_is_cached_and_prelude_layers_each_root(root):
     (root / "m.py").write_text("x = 1\n")
     tar, roots = bundle.build({root: [root / "m.py"]})
     assert bundle.build({root: [root / "m.py"]}) == (tar, roots)
     with tarfile.open(tar) as t:
-        assert t.getnames() == ["0/m.py"]
+        assert t.getnames() == ["0/m.py", f"0/__pycache__/m.{sys.implementation.cache_tag}.pyc"]
     prelude = bundle.guest_prelude(tar, roots)
     assert f"lowerdir={bundle.GUEST_DIR}/0:{root} {root}" in prelude
+
+
+def test_bytecode_made_on_the_host_is_what_the_guest_python_uses(root, tmp_path, monkeypatch):
+    (root / "m.py").write_text("x = 41 + 1\n")
+    tar, _ = bundle.build({root: [root / "m.py"]})
+    with tarfile.open(tar) as t:
+        t.extractall(tmp_path / "unpacked")
+    source = tmp_path / "unpacked" / "0" / "m.py"
+    source.write_text("x = 41 + 2\n")  # same size and (below) mtime: only the bytecode says 42
+    os.utime(source, ns=(0, (root / "m.py").stat().st_mtime_ns))
+    spec = importlib.util.spec_from_file_location("m", source)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    spec.loader.exec_module(module)
+    assert module.x == 42
+
+
+def test_old_bundles_are_pruned(root, tmp_path):
+    made = []
+    for i in range(bundle.KEEP + 3):
+        (root / "m.py").write_text(f"x = {i}\n")
+        os.utime(root / "m.py", ns=(0, i * 10**9))
+        made.append(bundle.build({root: [root / "m.py"]})[0])
+        os.utime(made[-1], (i, i))
+    left = sorted((tmp_path / "cache" / "bundles").glob("*.tar"))
+    assert len(left) == bundle.KEEP and made[-1] in left and made[0] not in left

@@ -1,4 +1,7 @@
+import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +120,20 @@ def test_resolve_follows_the_split_packages():
 def test_upstream_version():
     assert fetch.upstream_version("5.10.223-1") == "5.10.223"
     assert fetch.upstream_version("7.2.13-1~exp1") == "7.2.13"
+
+
+def test_tree_digest_is_unchanged_from_the_os_walk_one(tmp_path):
+    """Caches written before the scandir rewrite must stay valid."""
+    for rel in ("b/x.ko", "a/z/y.ko", "a/w.ko", "top.ko", "a/z/deep/q.ko"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"k" * len(rel))
+    (tmp_path / "link.ko").symlink_to(tmp_path / "top.ko")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "a")
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(tmp_path):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root, name)
+            if not full.is_symlink():
+                h.update(f"{full.relative_to(tmp_path)}\0{full.stat().st_size}\n".encode())
+    assert cache.tree_digest(tmp_path) == h.hexdigest()
