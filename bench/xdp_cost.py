@@ -38,10 +38,9 @@ def figures(junit: Path) -> dict[str, dict[str, dict[str, float]]]:
     """kernel -> program label -> {"test_run_ns": .., "live_ns": ..}."""
     table: dict = defaultdict(dict)
     for case in ET.parse(junit).iter("testcase"):
-        kernel = case.get("name").rsplit("-", 1)[-1].rstrip("]")
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        label = props.pop("label")
-        table[kernel][label] = {k: float(v) for k, v in props.items()}
+        table[props["kernel"]][props["label"]] = {
+            k: float(props[k]) for k in ("test_run_ns", "live_ns") if k in props}
     return table
 
 
@@ -60,17 +59,17 @@ def render(table: dict, kernels: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernel", default="5.10,6.1,6.12,latest")
     parser.add_argument("--accel", default="tcg", choices=("tcg", "kvm"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bpfvm-bench-") as tmp:
         junit = Path(tmp) / "junit.xml"
         run(args.kernel, args.accel, junit)
         table = figures(junit)
     kernels = [k for k in args.kernel.split(",") if k in table]
-    print(f"XDP program cost, ns per packet (accel {args.accel}; x = test-run cost "
+    print(f"6. XDP program cost, ns per packet (accel {args.accel}; x = test-run cost "
           f"relative to the empty program on the same kernel)")
     print(render(table, kernels))
 
