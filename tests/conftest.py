@@ -226,6 +226,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     row.update(props)
     if report.failed:
         row["result"] = f"FAILED ({report.when})"
+    elif report.skipped:
+        row["result"] = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else "skipped"
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
