@@ -33,3 +33,19 @@ def test_auto_without_device_is_tcg_without_probe():
 def test_forced_kvm_without_device_is_an_error():
     with pytest.raises(ValueError, match="/dev/kvm is missing"):
         accel.decide("kvm", False, probe_says(True, []))
+
+
+def test_verdict_is_remembered_until_the_device_changes(tmp_path):
+    device = tmp_path / "kvm"
+    device.write_text("")
+    state = tmp_path / "cache" / "kvm-probe.json"
+    calls = []
+    assert accel.remembered(state, probe_says(False, calls), str(device)) == (False, "detail")
+    works, detail = accel.remembered(state, probe_says(True, calls), str(device))
+    assert (works, detail) == (False, "detail; probed earlier in this boot") and len(calls) == 1
+    device.unlink()
+    device.write_text("")  # another device node: probed again
+    assert accel.remembered(state, probe_says(True, calls), str(device)) == (True, "detail")
+    assert accel.remembered(state, probe_says(False, calls), str(device), fresh=True) == \
+        (False, "detail")
+    assert len(calls) == 3

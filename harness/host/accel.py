@@ -7,17 +7,19 @@ one short, bounded boot per run, and TCG is used when the probe fails.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..target import Target
+from ..target import Target, host_arch
 from . import console, tools
 from . import vm as vmmod
 
 PROBE_TIMEOUT = 60.0
+STATE = "kvm-probe.json"  # in the cache dir
 
 
 def kvm_device_usable(path: str = "/dev/kvm") -> bool:
@@ -55,6 +57,44 @@ def probe(target: Target, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
             os.killpg(proc.pid, 9)
         proc.wait()
         proc.stdout.close()
+
+
+def remembered(state: Path, run_probe: Callable[[], tuple[bool, str]],
+               device: str = "/dev/kvm", fresh: bool = False) -> tuple[bool, str]:
+    """The probe's verdict, reused while the host's boot, its KVM device and
+    QEMU stay the same (fresh: probe anyway, and remember the new verdict).
+
+    On a host whose KVM hangs, the probe waits its whole first-output time
+    (10 s) before falling back; that was paid by every pytest run.
+    """
+    key = _host_key(device)
+    try:
+        saved = json.loads(state.read_text())
+        if saved["key"] == key and not fresh:
+            return saved["works"], f"{saved['detail']}; probed earlier in this boot"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    works, detail = run_probe()
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state.with_name(f".{state.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "works": works, "detail": detail}))
+        os.replace(tmp, state)
+    except OSError:
+        pass  # not remembered: the next run probes again
+    return works, detail
+
+
+def _host_key(device: str) -> str:
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    parts = [boot]
+    for path in (device, tools.find(tools.QEMU[host_arch()])):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        parts.append(f"{st.st_rdev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}" if st else "-")
+    return " ".join(parts)
 
 
 def decide(requested: str, device_ok: bool,

@@ -128,7 +128,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             check("kvm", False, "/dev/kvm present; no cached kernel to probe it with",
                   "run 'bpfvm kernels fetch 6.12' first", warn=True)
         else:
-            works, detail = accel.probe(target)
+            works, detail = accel.remembered(cache.cache_dir() / accel.STATE,
+                                             lambda: accel.probe(target), fresh=True)
             check("kvm", works, f"{detail} (probed with {target.describe()})",
                   "tests fall back to TCG (slower)", warn=True)
     return 0 if all(checks) else 1

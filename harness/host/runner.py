@@ -12,7 +12,7 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bpfbuild, bundle, catalog, compat, dispatch, resolve, rootfs, tools
+from . import accel, bpfbuild, bundle, cache, catalog, compat, dispatch, resolve, rootfs, tools
 from .kbuild import BuildError
 from .ksource import SourceError
 from .rootfs import RootfsError
@@ -127,7 +127,9 @@ class HostRun:
         requested = self.config.getoption("accel")
         try:
             self.accel, warning = accel.decide(
-                requested, accel.kvm_device_usable(), lambda: accel.probe(vm_targets[0]))
+                requested, accel.kvm_device_usable(),
+                lambda: accel.remembered(cache.cache_dir() / accel.STATE,
+                                         lambda: accel.probe(vm_targets[0])))
         except ValueError as e:
             raise pytest.UsageError(str(e)) from None
         if warning:
