@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,10 +77,11 @@ def main(argv: list[str] | None = None) -> None:
             env["CCACHE_DISABLE"] = "1"
         miss = bpfvm_build(args.line, args.flavour, env)
         hit = bpfvm_build(args.line, args.flavour, env)
-        os.environ["BPFVM_CACHE"] = tmp
-        found = lookup(args.line, args.flavour)
-        del os.environ["BPFVM_CACHE"]
-        shutil.rmtree(tmp, ignore_errors=True)
+        os.environ["BPFVM_CACHE"] = tmp  # lookup() reads the cache dir from the environment
+        try:
+            found = lookup(args.line, args.flavour)
+        finally:
+            del os.environ["BPFVM_CACHE"]
     ccache = "without ccache" if args.cold else "ccache as left by earlier builds"
     print(f"5. kernel build {name} ({ccache}): miss {miss / 60:.1f} min; hit: bpfvm kernels "
           f"build {hit:.1f} s, pytest's lookup {found * 1000:.0f} ms -> miss/hit "
