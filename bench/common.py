@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
-from harness.host import catalog, resolve  # noqa: E402
-from harness.host.tools import search_path  # noqa: E402
-from harness.host.vm import VmOptions, vng_command  # noqa: E402
-from harness.target import Target, host_arch  # noqa: E402
+from bpfvm.host import catalog, resolve  # noqa: E402
+from bpfvm.host.tools import search_path  # noqa: E402
+from bpfvm.host.vm import VmOptions, vng_command  # noqa: E402
+from bpfvm.target import Target, host_arch  # noqa: E402
 
 TRIVIAL = "import pytest\npytestmark = pytest.mark.vm\n\n" + "".join(
     f"def test_{i}():\n    pass\n\n" for i in range(50))

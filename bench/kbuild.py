@@ -21,13 +21,13 @@ import tempfile
 import time
 
 from common import HERE
-from harness.host import builds, cache, catalog
-from harness.target import host_arch
+from bpfvm.host import builds, cache, catalog
+from bpfvm.target import host_arch
 
 
 def bpfvm_build(line: str, flavour: str, env: dict) -> float:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "harness.host.cli", "kernels", "build", line,
+    proc = subprocess.run([sys.executable, "-m", "bpfvm.host.cli", "kernels", "build", line,
                            "--flavour", flavour], cwd=HERE.parent, env=env,
                           capture_output=True, text=True)
     if proc.returncode != 0:

@@ -10,41 +10,25 @@
 #   ci/run.sh setup   only install
 #   ci/run.sh setup-build   also install what building kernels needs
 #
-# Installing is idempotent and quiet when already done: Debian packages with
-# apt-get (only those missing), Python packages into .venv (only when
-# pyproject.toml changed). Needs root (or sudo) for apt-get.
+# Installing is idempotent and quiet when already done: the virtualenv .venv
+# (python3-venv, then bpfvm and its Python packages, only when pyproject.toml
+# changed), then `bpfvm setup`, the one list of Debian packages bpfvm needs.
+# Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-  qemu-system-x86 busybox-static kmod file iproute2   # booting guests with virtme-ng
-  clang llvm bpftool libbpf1 libbpf-dev               # building and inspecting BPF
-  python3-venv debian-archive-keyring                 # the virtualenv; fetching kernels
-  qemu-system-arm qemu-user-static debootstrap binfmt-support  # arm64 guests and their root
-)
-BUILD_PACKAGES=(
-  make gcc flex bison bc dwarves libelf-dev libssl-dev kmod ccache  # building kernels
-  gcc-aarch64-linux-gnu                                              # ... for arm64
-)
 VENV=.venv
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-install_apt() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
-      || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return
-  echo "installing Debian packages: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 install_venv() {
   local stamp="$VENV/.bpfvm-installed" want
+  if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "installing Debian packages: python3-venv"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return
   echo "installing Python packages into $VENV"
@@ -53,9 +37,12 @@ install_venv() {
   echo "$want" > "$stamp"
 }
 
-install_apt "${APT_PACKAGES[@]}"
 install_venv
 export PATH="$PWD/$VENV/bin:$PATH"
+case "${1:-}" in
+  build|setup-build) bpfvm setup --quiet --build ;;
+  *) bpfvm setup --quiet ;;
+esac
 
 # The offload suite needs netdevsim, which only the test flavour has: it runs on
 # whatever test-flavour kernels are cached (ci/run.sh build, or bpfvm kernels build).
@@ -74,7 +61,7 @@ offload_suite() {
 
 case "${1:-}" in
   setup) ;;
-  setup-build) install_apt "${BUILD_PACKAGES[@]}" ;;
+  setup-build) ;;
   smoke) shift; exec pytest suites/test_smoke.py -v "$@" ;;
   test)
     shift
@@ -85,7 +72,6 @@ case "${1:-}" in
     exit $rc ;;
   build)
     shift
-    install_apt "${BUILD_PACKAGES[@]}"
     bpfvm kernels build 6.12 --flavour test
     bpfvm kernels build 6.12 --flavour test --arch arm64
     bpfvm rootfs build --arch arm64

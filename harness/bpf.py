@@ -1,6 +1,6 @@
 """The BPF toolkit for test authors (runs in the guest, on the kernel under test).
 
-    from harness import bpf
+    from bpfvm import bpf
 
     def test_drop(bpf_object):
         obj = bpf_object("xdp_drop")                 # bpf/xdp_drop.c, built on the host

@@ -1,6 +1,6 @@
 """Network topologies and traffic for test authors (runs in the guest).
 
-    from harness import net
+    from bpfvm import net
 
     def test_udp_reaches_b(topology):
         t = topology("pair")                      # namespaces a and b, one veth pair

@@ -7,19 +7,23 @@ checks the requirement markers against the running kernel.
 """
 from __future__ import annotations
 
-import atexit
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pytest
 
-from . import kconfig, requirements
-from .items import KERNEL_PARAM, marks_of, target_of
-from .target import Target, host_arch
+if TYPE_CHECKING:
+    from .host.runner import HostRun
+    from .target import Target
 
-RUN_KEY = pytest.StashKey[object]()
+# Installed, this module is imported by every pytest run in the environment:
+# it imports nothing else of bpfvm, and until a VM test is collected its
+# hooks return at once (tests/test_wheel.py checks both).
+RUN_KEY = pytest.StashKey["HostRun"]()
 GUEST_ENV = "BPFVM_GUEST"
+KERNEL_PARAM = "bpfvm_target"  # the parameter VM tests are parametrized over (bpfvm.items)
+REQUIREMENT_MARKERS = ("kernel", "kconfig", "arch")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,7 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kernels to run VM tests on, comma-separated: catalog names "
                          "(5.10, 6.1, 6.12, latest), 'host', or a path to a bzImage/Image "
                          "or kernel build tree (default: ini bpfvm_kernels)")
-    group.addoption("--arch", default=host_arch(), help="guest architecture (x86_64, arm64)")
+    group.addoption("--arch", default=None,
+                    help="guest architectures, comma-separated: x86_64, arm64 "
+                         "(default: this machine's)")
     group.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
                     help="QEMU accelerator; auto probes KVM once and falls back to TCG")
     group.addoption("--bpfvm-timeout", type=float, default=None,
@@ -56,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("bpfvm_cpus", "vCPUs per VM", default="2")
     parser.addini("bpfvm_memory", "memory per VM", default="1G")
     parser.addini("bpfvm_bpf_dirs", "directories of BPF C sources that bpf_object('name') "
-                  "finds (default: <rootdir>/bpf)", type="paths", default=[])
+                  "finds, searched before <rootdir>/bpf", type="paths", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,36 +70,70 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel(spec): needs a kernel version, e.g. '>=5.15'")
     config.addinivalue_line("markers", "kconfig(*options): needs kernel options, e.g. 'CONFIG_NETDEVSIM'")
     config.addinivalue_line("markers", "arch(*arches): runs only on these guest arches")
-    if os.environ.get(GUEST_ENV) or config.getoption("help", False) or config.getoption("version", 0):
-        return
-    from .host.compat import CompatReport
-    from .host.runner import HostRun
-    from .host.verdicts import VerifierReport
-
-    if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
-        config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
-        config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
-    run = HostRun(config)
-    run.parse_targets()
-    config.stash[RUN_KEY] = run
-    atexit.register(run.kill_all)
 
 
-def _host_run(config: pytest.Config):
+def _in_guest() -> bool:
+    return bool(os.environ.get(GUEST_ENV))
+
+
+def _host_run(config: pytest.Config) -> Optional["HostRun"]:
     return config.stash.get(RUN_KEY, None)
 
 
-def guest_target() -> Optional[Target]:
+def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "HostRun":
+    """The run's HostRun, made (targets parsed from the catalog) on first need.
+
+    Only a run that has VM tests gets here: that is where the catalog is
+    read and the end-of-run reports are registered.
+    """
+    existing = _host_run(config)
+    if existing is not None:
+        return existing
+    if run is None:
+        from .host.runner import HostRun
+
+        run = HostRun(config)
+        run.parse_targets()
+    config.stash[RUN_KEY] = run
+    import atexit
+
+    atexit.register(run.kill_all)
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
+        from .host.compat import CompatReport
+        from .host.verdicts import VerifierReport
+
+        config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
+        config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
+    return run
+
+
+def guest_target() -> Optional["Target"]:
     text = os.environ.get(GUEST_ENV)
-    return Target.from_json(text) if text else None
+    if not text:
+        return None
+    from .target import Target
+
+    return Target.from_json(text)
 
 
-def _targets(config: pytest.Config) -> list[Target]:
+BAD_TARGETS = pytest.StashKey[pytest.UsageError]()
+
+
+def _targets(config: pytest.Config) -> Optional[list["Target"]]:
+    """The targets VM tests are parametrized over; None when --kernel/--arch are
+    bad (the error is raised once collection is done, as one line)."""
     target = guest_target()
     if target is not None:
         return [target]
-    run = _host_run(config)
-    return list(run.targets.values()) if run else []
+    if BAD_TARGETS in config.stash:
+        return None
+    try:
+        return list(_start_host_run(config).targets.values())
+    except pytest.UsageError as e:
+        if hasattr(config, "workerinput"):  # an xdist worker reports it as a collection error
+            raise pytest.Collector.CollectError(str(e)) from None
+        config.stash[BAD_TARGETS] = e
+        return None
 
 
 def is_vm_test(config: pytest.Config, definition) -> bool:
@@ -103,23 +143,34 @@ def is_vm_test(config: pytest.Config, definition) -> bool:
     return any(path == p or p in path.parents for p in config.getini("bpfvm_suites"))
 
 
+def _target_of(item: pytest.Item) -> Optional["Target"]:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(KERNEL_PARAM) if callspec is not None else None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not is_vm_test(metafunc.config, metafunc.definition):
+        return
+    from . import requirements
+
     for name in requirements.MARKERS:
         for mark in metafunc.definition.iter_markers(name):
             try:
                 requirements.validate(name, mark.args)
             except requirements.RequirementError as e:
                 raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: {e}") from None
-    if not is_vm_test(metafunc.config, metafunc.definition):
-        return
     targets = _targets(metafunc.config)
+    if targets is None:
+        return
+    if KERNEL_PARAM not in metafunc.fixturenames:
+        metafunc.fixturenames.append(KERNEL_PARAM)
     metafunc.parametrize(KERNEL_PARAM, targets, ids=[t.id for t in targets], scope="session")
 
 
-@pytest.fixture(autouse=True)
-def bpfvm_target() -> Optional[Target]:
-    """The kernel this test runs on (parametrized for VM tests, else None)."""
+@pytest.fixture
+def bpfvm_target() -> Optional["Target"]:
+    """The kernel this test runs on (VM tests are parametrized over it; else None)."""
     return None
 
 
@@ -135,6 +186,8 @@ def kernel(bpfvm_target: Optional[Target]) -> Target:
 @pytest.fixture
 def kernel_config(kernel: Target) -> dict[str, str]:
     """The running kernel's config as a dict (CONFIG_X -> 'y'/'m'/value)."""
+    from . import kconfig
+
     path = kernel.config or kconfig.running_config_path()
     if path is None or not Path(path).exists():
         pytest.skip(f"kernel {kernel.describe()}: no kernel config available")
@@ -144,12 +197,12 @@ def kernel_config(kernel: Target) -> dict[str, str]:
 @pytest.fixture
 def bpf_object(request: pytest.FixtureRequest):
     """Factory: ``bpf_object("xdp_count")`` compiles bpf/xdp_count.c on the host
-    (cached), loads it in the guest and returns a harness.bpf.BpfObject.
+    (cached), loads it in the guest and returns a bpfvm.bpf.BpfObject.
 
     A path to a .c file (relative to the test's directory) and ``cflags``
     build an author's own source; a path to a .o file loads an object built
     elsewhere as it is; other keywords (log_level, autoload,
-    offload, dev_bound) go to harness.bpf.load. Every object is closed at
+    offload, dev_bound) go to bpfvm.bpf.load. Every object is closed at
     teardown, detaching what its programs attached.
     """
     from .guest.objects import load_object
@@ -170,7 +223,7 @@ def bpf_object(request: pytest.FixtureRequest):
 def topology():
     """Factory: ``topology("pair")``, ``topology("router")``, ``topology("fanout", 3)``
     or ``topology(links=[("a", "b"), ("b", "c")])``, each with ``ipv6=``; returns a
-    harness.net.Topology of network namespaces, removed at teardown.
+    bpfvm.net.Topology of network namespaces, removed at teardown.
     """
     from .guest import topology as shapes
 
@@ -196,7 +249,7 @@ NETDEVSIM_MARK = pytest.mark.kconfig("CONFIG_NETDEVSIM", hint="use a *-test kern
 
 @pytest.fixture
 def netdevsim():
-    """Factory: ``netdevsim(ports=1, namespace=None)`` makes a harness.offload.NetdevSim
+    """Factory: ``netdevsim(ports=1, namespace=None)`` makes a bpfvm.offload.NetdevSim
     (a simulated NIC with BPF offload) and removes it at teardown. Tests using
     it need CONFIG_NETDEVSIM and skip on kernels without it (Debian's).
     """
@@ -216,7 +269,7 @@ def netdevsim():
 
 @pytest.fixture
 def verifier(request: pytest.FixtureRequest, kernel: Target):
-    """A harness.verifier.Checker: expect_reject/expect_accept (recorded for the
+    """A bpfvm.verifier.Checker: expect_reject/expect_accept (recorded for the
     end-of-run matrix), golden_log/golden_stats (files in golden/<kernel id>/
     beside the test, rewritten with --update-golden)."""
     from .verifier import Checker
@@ -234,20 +287,27 @@ def host_boot_id() -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BAD_TARGETS in config.stash:
+        raise config.stash[BAD_TARGETS]
     for item in items:
-        if "netdevsim" in getattr(item, "fixturenames", ()):
+        if _target_of(item) is not None and "netdevsim" in getattr(item, "fixturenames", ()):
             item.add_marker(NETDEVSIM_MARK)
     run = _host_run(config)
-    if run is not None:
+    # An xdist worker decides when it is sent its first VM item: only then has
+    # the controller fetched what the run needs (pytest_xdist_node_collection_finished).
+    if run is not None and not hasattr(config, "workerinput"):
         run.decide_requirements(items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Requirements the host could not decide are decided on the running kernel."""
-    target = target_of(item)
+    target = _target_of(item)
     if target is None or (target.in_vm and guest_target() is None):
         return
+    from . import kconfig, requirements
+    from .items import marks_of
+
     marks = marks_of(item)
     if not marks:
         return
@@ -267,7 +327,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     """Tests the host runs itself (``--kernel host``, skips decided on the host) say
     where they ran too; reports of tests run in a VM get that from the runner."""
     report = yield
-    run, target = _host_run(item.config), target_of(item)
+    run, target = _host_run(item.config), _target_of(item)
     if run is not None and target is not None:
         # A new list: the report shares item.user_properties with the other phases.
         report.user_properties = [*report.user_properties, *run.kernel_properties(target)]
@@ -277,8 +337,12 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
     run = _host_run(item.config)
-    target = target_of(item)
-    if run is None or target is None or not target.in_vm:
+    target = _target_of(item)
+    if run is None or target is None:
+        return None
+    if hasattr(item.config, "workerinput"):
+        run.decide_requirements(item.session.items)
+    if not target.in_vm:
         return None
     from .host.runner import SKIP_ON_HOST
 
@@ -304,20 +368,58 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run.kill_all()
 
 
+def _configures_bpfvm(config: pytest.Config) -> bool:
+    """Whether the run asks for bpfvm before collecting: --kernel given, or ini bpfvm_suites set."""
+    return config.getoption("kernel") is not None or bool(config.getini("bpfvm_suites"))
+
+
+def _may_have_vm_tests(config: pytest.Config, ids: list[str]) -> bool:
+    """Whether some of ids may be VM tests, told from the options alone (nothing
+    of bpfvm imported): a test id ending in a --kernel name, with or without
+    an arch, or any parametrized id when a kernel is a path (its id is the
+    image's release, known once it is read)."""
+    spec = config.getoption("kernel") or config.getini("bpfvm_kernels")
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if any("/" in name or os.path.exists(name) for name in names):
+        return any(nodeid.endswith("]") for nodeid in ids)
+    arches = [a.strip() for a in (config.getoption("arch") or "").split(",") if a.strip()]
+    suffixes = tuple(f"{sep}{name}{arch}]" for name in names for sep in "[-"
+                     for arch in ["", *(f"-{a}" for a in arches), "-arm64", "-x86_64"])
+    return any(nodeid.endswith(suffixes) for nodeid in ids)
+
+
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
-    """xdist controller: fetch and probe once, and tell the workers the verdict."""
-    run = _host_run(node.config)
-    if run is not None and any(t.in_vm for t in run.targets.values()):
-        run.prepare()
-        node.workerinput["bpfvm_accel"] = run.accel
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """xdist controller: once a worker has collected VM tests, fetch, build and
+    probe, once, before any test is sent (the controller collects nothing itself)."""
+    config = node.config
+    run = _host_run(config)
+    if run is None:
+        if _in_guest() or not _may_have_vm_tests(config, ids):
+            return
+        from .host.runner import HostRun
+
+        candidate = HostRun(config)
+        try:
+            candidate.parse_targets()
+        except pytest.UsageError:
+            return  # the workers' collection reports it, if they have VM tests
+        if not candidate.has_vm_tests(ids):
+            return
+        run = _start_host_run(config, candidate)
+    run.prepare()
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    run = _host_run(config)
-    if run is None or config.getoption("dist") != "load":
+    """Keep each kernel on as few workers as possible, in projects that use bpfvm;
+    others keep xdist's own scheduling."""
+    if config.getoption("dist") != "load" or not _configures_bpfvm(config):
         return None
     from .host.schedule import KernelScheduling
 
-    return KernelScheduling(config, log, kernel_ids=list(run.targets))
+    def kernel_ids() -> list[str]:
+        run = _host_run(config)
+        return list(run.targets) if run is not None else []
+
+    return KernelScheduling(config, log, kernel_ids=kernel_ids)

@@ -1,6 +1,6 @@
 """Verifier expectations for test authors (runs in the guest).
 
-    from harness.verifier import asm
+    from bpfvm.verifier import asm
 
     def test_no_return_value(verifier):
         verifier.expect_reject([asm.exit_insn()], match="R0 !read_ok")

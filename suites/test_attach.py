@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from harness import bpf
+from bpfvm import bpf
 
 LO = "lo"
 

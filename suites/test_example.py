@@ -5,8 +5,8 @@ import errno
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpf, net
-from harness.expect import refused
+from bpfvm import bpf, net
+from bpfvm.expect import refused
 
 
 def test_xdp_count_drops_discard_port(bpf_object):

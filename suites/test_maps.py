@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from conftest import ether_payload
-from harness import bpf
-from harness.bpf import BPF_ANY, BPF_EXIST, BPF_NOEXIST
+from bpfvm import bpf
+from bpfvm.bpf import BPF_ANY, BPF_EXIST, BPF_NOEXIST
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import errno
 
 import pytest
 
-from harness import bpf, net, offload
-from harness.expect import refused
-from harness.verifier import asm
+from bpfvm import bpf, net, offload
+from bpfvm.expect import refused
+from bpfvm.verifier import asm
 
 MISMATCH = "netdevsim: driver and netdev offload states mismatch"
 # Since 6.3 the core checks the device before the driver sees the program; before,

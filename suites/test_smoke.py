@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness.bpf import bpftool
+from bpfvm.bpf import bpftool
 
 
 def test_runs_requested_kernel(kernel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import ether_payload
-from harness import bpf
+from bpfvm import bpf
 
 FELL_THROUGH = 0xFF
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import bpf
+from bpfvm import bpf
 
 UID = 4242
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness import net
+from bpfvm import net
 
 
 def test_traffic_pair_delivers_a_raw_frame_to_the_peer_socket(topology):

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
-from harness import vlog
-from harness.verifier import LOG_STATS, asm
+from bpfvm import vlog
+from bpfvm.verifier import LOG_STATS, asm
 
 R0, R1, R2, R3, R10 = asm.R0, asm.R1, asm.R2, asm.R3, asm.R10
 DW, W = asm.DW, asm.W

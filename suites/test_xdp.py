@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from conftest import ether_payload
-from harness import bpf
+from bpfvm import bpf
 
 
 def udp_packet(payload: bytes = b"hello"):

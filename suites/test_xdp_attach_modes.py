@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import bpf
+from bpfvm import bpf
 
 
 @pytest.fixture

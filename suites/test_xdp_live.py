@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from harness import bpf
-from harness.net import wait_until
+from bpfvm import bpf
+from bpfvm.net import wait_until
 
 @pytest.fixture
 def verdicts(bpf_object):

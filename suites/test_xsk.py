@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.net import XskSocket
+from bpfvm.net import XskSocket
 
 pytestmark = pytest.mark.kconfig("CONFIG_XDP_SOCKETS")
 

@@ -277,7 +277,7 @@ def built(request: pytest.FixtureRequest):
     Kernel builds take many minutes, so a test that needs one skips unless
     the cache holds it already or the run selected `-m build` (then it builds).
     """
-    from harness.host import builds, catalog
+    from bpfvm.host import builds, catalog
 
     def get(line: str, flavour: str = "test", arch: str = "x86_64") -> Path:
         fl = catalog.load_flavours()[flavour]
@@ -297,7 +297,7 @@ def built(request: pytest.FixtureRequest):
 @pytest.fixture
 def foreign_root(request: pytest.FixtureRequest):
     """The arm64 guest root, under the same rule as `built`."""
-    from harness.host import rootfs
+    from bpfvm.host import rootfs
 
     def get(arch: str = "arm64") -> Path:
         found = rootfs.cached(arch)

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.host import accel
+from bpfvm.host import accel
 
 
 def probe_says(works, calls):

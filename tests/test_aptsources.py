@@ -1,7 +1,7 @@
 import pytest
 
-from harness.host import aptsources
-from harness.host.aptsources import Source
+from bpfvm.host import aptsources
+from bpfvm.host.aptsources import Source
 
 MIRROR = "http://mirror.invalid/archive"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host import bpfbuild
+from bpfvm.host import bpfbuild
 
 PROGRAM = """
 #include <linux/bpf.h>

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from harness.host import bundle
+from bpfvm.host import bundle
 
 
 def fake_module(name, path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host import cache, fetch
+from bpfvm.host import cache, fetch
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """The `bpfvm` command, run for real (doctor boots a KVM probe where /dev/kvm exists)."""
+import os
 import subprocess
 import sys
 
-from harness.target import host_arch
+from bpfvm.target import host_arch
 
 
 def bpfvm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.host.cli", *args],
+    return subprocess.run([sys.executable, "-m", "bpfvm.host.cli", *args],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -21,12 +22,47 @@ def test_kernels_list_shows_the_catalog():
     assert len(rows) == 16  # 8 fetched lines, each also as the test flavour
 
 
+DOCTOR_CHECKS = ["catalog", "qemu-system-x86_64", "virtme-ng", "clang", "bpftool", "libbpf",
+                 "cache", "mirror", "keyring", "qemu-system-aarch64", "debootstrap",
+                 "qemu-aarch64-static", "kvm"]
+
+
 def test_doctor_checks_one_line_each():
     proc = bpfvm("doctor")
     checks = [line.split()[1] for line in proc.stdout.splitlines()]
-    assert checks == ["qemu-system-x86_64", "vng", "clang", "bpftool", "cache", "mirror", "kvm"]
+    assert checks == DOCTOR_CHECKS
     assert all(line.split()[0] in ("ok", "warn", "FAIL") for line in proc.stdout.splitlines())
     assert proc.returncode == (1 if "FAIL" in proc.stdout else 0)
+
+
+def test_doctor_keeps_going_after_a_failed_check(tmp_path):
+    missing = tmp_path / "no-catalog.toml"
+    proc = subprocess.run([sys.executable, "-m", "bpfvm.host.cli", "doctor"], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, BPFVM_CATALOG=str(missing)))
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("FAIL  catalog") and str(missing) in lines[0]
+    assert [line.split()[1] for line in lines] == DOCTOR_CHECKS
+    assert proc.returncode == 1
+
+
+def test_version_and_usage_errors():
+    from bpfvm import __version__
+
+    version = bpfvm("--version")
+    assert (version.returncode, version.stdout) == (0, f"bpfvm {__version__}\n")
+    assert bpfvm("no-such-command").returncode == 2
+    assert bpfvm("kernels", "fetch", "--arch", "mips").returncode == 2
+
+
+def test_setup_installs_nothing_when_everything_is_there():
+    """This machine ran ci/run.sh, which runs bpfvm setup: a second run finds everything."""
+    from bpfvm.host import sysdeps
+
+    assert sysdeps.missing(sysdeps.wanted()) == []
+    proc = bpfvm("setup")
+    assert (proc.returncode, proc.stdout) == (
+        0, "bpfvm setup: every Debian package bpfvm needs is installed\n")
+    assert bpfvm("setup", "--quiet").stdout == ""
 
 
 def test_unknown_kernel_is_one_clear_line():

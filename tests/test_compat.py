@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from harness.host import compat
-from harness.host.compat import Matrix
+from bpfvm.host import compat
+from bpfvm.host.compat import Matrix
 
 pytest_plugins = ["pytester"]
 
@@ -51,7 +51,7 @@ def test_markdown_and_json_round_trip(tmp_path):
 
 
 def bpfvm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.host.cli", *args],
+    return subprocess.run([sys.executable, "-m", "bpfvm.host.cli", *args],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -78,7 +78,7 @@ def test_merge_refuses_what_is_not_a_report_in_one_line(tmp_path, content, said)
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     proc = bpfvm("report", "merge", str(bad))
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and said in proc.stderr
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1 and said in proc.stderr
 
 
 def test_a_run_ends_with_the_table_and_writes_it(pytester, tmp_path):

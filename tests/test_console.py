@@ -1,5 +1,5 @@
-from harness.host import console
-from harness.protocol import BEGIN, END, boundary
+from bpfvm.host import console
+from bpfvm.protocol import BEGIN, END, boundary
 
 PANIC = """[   12.1] sysrq: Trigger a crash
 [   12.2] Kernel panic - not syncing: sysrq triggered crash

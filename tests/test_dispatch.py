@@ -1,6 +1,6 @@
 from pytest import TestReport
 
-from harness.host import dispatch
+from bpfvm.host import dispatch
 
 
 class Item:

@@ -1,9 +1,9 @@
-"""harness.expect: refused() and per_kernel(), pure logic on the host."""
+"""bpfvm.expect: refused() and per_kernel(), pure logic on the host."""
 import errno
 
 import pytest
 
-from harness.expect import per_kernel, refused
+from bpfvm.expect import per_kernel, refused
 
 
 def _fail(code: int, extack=None):

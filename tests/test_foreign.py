@@ -1,17 +1,29 @@
 """How a foreign-arch guest is started: its root, shares and command line (host-side logic)."""
 from pathlib import Path
 
-from harness.host.vm import ForeignRoot, VmOptions, vng_command
-from harness.target import Target
+from bpfvm.host.vm import ForeignRoot, VmOptions, vng_command
+from bpfvm.target import Target
 
 
 def test_shares_get_mount_points_only_outside_the_overlaid_dirs(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     fr = ForeignRoot(str(root), ["/work/project", "/tmp/pytest-of-x/t0", "/root/.cache/k/6.12"])
-    fr.prepare()
+    fr.prepare(tmp_path)
     assert (root / "work/project").is_dir() and (root / "root/.cache/k/6.12").is_dir()
     assert not (root / "tmp").exists()  # virtme-ng overlays /tmp: the guest creates it there
+
+
+def test_the_guest_imports_bpfvm_through_a_link_named_bpfvm(tmp_path):
+    package = tmp_path / "harness"  # an editable install's package directory
+    package.mkdir()
+    (tmp_path / "root").mkdir()
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    fr = ForeignRoot(str(tmp_path / "root"), [str(package)], package=str(package))
+    fr.prepare(rundir)
+    assert (rundir / "pylib/bpfvm").resolve() == package
+    assert "export PYTHONPATH=/run/bpfvm/pylib" in fr.prelude()
 
 
 def test_vng_gets_the_root_busybox_run_dir_and_same_path_shares(tmp_path):

@@ -1,7 +1,7 @@
 """Kernel builds, host-side logic: fragments, the dropped-option check, keys, make variables."""
 import pytest
 
-from harness.host import builds, catalog, fragments, kbuild, resolve, rootfs
+from bpfvm.host import builds, catalog, fragments, kbuild, resolve, rootfs
 
 
 def frag(tmp_path, name, text):
@@ -117,7 +117,7 @@ def test_a_missing_cross_compiler_says_what_to_install(monkeypatch):
     monkeypatch.setattr(kbuild.shutil, "which", lambda name, **kw: None)
     monkeypatch.setattr(kbuild, "host_arch", lambda: "x86_64")
     with pytest.raises(kbuild.BuildError, match="aarch64-linux-gnu-gcc is not installed.*"
-                                                 "apt-get install gcc-aarch64-linux-gnu"):
+                                                 "run bpfvm setup --build"):
         kbuild.compiler("arm64")
 
 
@@ -169,12 +169,12 @@ def test_rootfs_recipe_pins_the_hosts_python_packages():
 
 
 def test_tree_builds_reject_a_directory_that_is_no_kernel_tree(tmp_path):
-    from harness.host import ksource
+    from bpfvm.host import ksource
     with pytest.raises(ksource.SourceError, match="is not a kernel source tree"):
         ksource.tree_version(tmp_path)
 
 
 def test_build_cli_rejects_an_unknown_flavour(capsys):
-    from harness.host import cli
+    from bpfvm.host import cli
     assert cli.main(["kernels", "build", "6.12", "--flavour", "huge"]) == 2
     assert "unknown flavour 'huge'; the catalog has test" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 import struct
 import sys
 
-from harness.guest.bpf import objfile
+from bpfvm.guest.bpf import objfile
 
 
 def elf(machine: int, order: str = "little") -> bytes:

@@ -65,6 +65,7 @@ def test_unmet_requirements_skip_on_the_host_with_reasons(pytester, fake_kernel)
 def test_malformed_marker_is_a_collection_error(pytester, fault_outcome):
     pytester.makepyfile(test_c="""
         import pytest
+        @pytest.mark.vm
         @pytest.mark.kconfig("NETDEVSIM")
         def test_x(): pass
     """)
@@ -82,7 +83,7 @@ def test_malformed_marker_is_a_collection_error(pytester, fault_outcome):
                  marks=pytest.mark.fault("a kernel path that does not exist")),
 ])
 def test_bad_kernel_is_one_clear_line(pytester, arg, message, fault_outcome):
-    pytester.makepyfile(test_d="def test_x(): pass\n")
+    pytester.makepyfile(test_d="import pytest\n@pytest.mark.vm\ndef test_x(): pass\n")
     result = pytester.runpytest(arg)
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR

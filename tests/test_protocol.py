@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from harness import protocol
+from bpfvm import protocol
 
 
 def test_roundtrip_across_arbitrary_chunking():

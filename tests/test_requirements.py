@@ -1,7 +1,7 @@
 import pytest
 
-from harness import requirements as req
-from harness.target import Target
+from bpfvm import requirements as req
+from bpfvm.target import Target
 
 T510 = Target("5.10", "x86_64", "catalog", release="5.10.0-32-amd64", version="5.10.223")
 CONFIG = {"CONFIG_BPF_SYSCALL": "y", "CONFIG_VETH": "m", "CONFIG_HZ": "250"}

@@ -1,10 +1,10 @@
-"""The cls_bpf request harness.guest.bpf.tcfilter builds, as bytes (pure, on the host)."""
+"""The cls_bpf request bpfvm.guest.bpf.tcfilter builds, as bytes (pure, on the host)."""
 import struct
 
 from pyroute2.netlink.rtnl import RTM_NEWTFILTER
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from harness.guest.bpf import tcfilter
+from bpfvm.guest.bpf import tcfilter
 
 TCM_SIZE = 20  # struct tcmsg after the 16-byte netlink header
 TCA_OPTIONS, TCA_CHAIN = 2, 11

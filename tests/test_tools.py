@@ -2,15 +2,14 @@ import os
 
 import pytest
 
-from harness.host import tools
+from bpfvm.host import tools
 
 
 def test_missing_tool_is_one_line_with_the_package(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(tools.ToolMissing) as e:
         tools.require("qemu-system-aarch64")
-    assert str(e.value) == ("qemu-system-aarch64 not found: apt-get install qemu-system-arm, "
-                            "or run the README's install command (ci/run.sh setup)")
+    assert str(e.value) == "qemu-system-aarch64 not found: bpfvm setup (qemu-system-arm)"
     assert "\n" not in tools.missing("anything")
 
 
@@ -25,4 +24,4 @@ def test_found_on_path_and_in_sbin(monkeypatch, tmp_path):
 
 def test_every_qemu_has_an_install_hint():
     for qemu in tools.QEMU.values():
-        assert tools.install_hint(qemu).startswith("apt-get install qemu-system-")
+        assert tools.install_hint(qemu).startswith("bpfvm setup (qemu-system-")

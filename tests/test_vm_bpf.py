@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from conftest import VM_KERNEL
-from harness.target import host_arch
+from bpfvm.target import host_arch
 
 pytestmark = pytest.mark.slow
 ID = f"[{VM_KERNEL}]"
@@ -28,7 +28,7 @@ def test_builds_compile_errors_and_own_sources(vm_runner, fault_outcome):
     bpf_dir.mkdir()
     (bpf_dir / "broken.c").write_text("int broken(void) { return missing_symbol; }\n")
     vm_runner.write("""
-        from harness import bpf
+        from bpfvm import bpf
 
         def test_own_source_with_flags(bpf_object):
             obj = bpf_object("progs/mine.c", cflags=["-DVERDICT=3"])

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from harness.host import cache
-from harness.target import host_arch
+from bpfvm.host import cache
+from bpfvm.target import host_arch
 
 pytestmark = [pytest.mark.slow, pytest.mark.build]
 
@@ -68,7 +68,7 @@ def test_one_run_covers_both_arches_with_their_own_objects(vm_runner, foreign_ro
     (vm_runner.base / "probe.c").write_text(ARCH_PROBE)
     vm_runner.write("""
         import platform
-        from harness import bpf
+        from bpfvm import bpf
 
         def test_arch(kernel, bpf_object):
             assert platform.machine() == {"x86_64": "x86_64", "arm64": "aarch64"}[kernel.arch]
@@ -84,7 +84,7 @@ def test_one_run_covers_both_arches_with_their_own_objects(vm_runner, foreign_ro
 def test_a_second_build_with_nothing_changed_is_a_cache_hit(built):
     entry = built("6.12")
     before = (entry / cache.MANIFEST).stat().st_mtime_ns
-    proc = subprocess.run([sys.executable, "-m", "harness.host.cli", "kernels", "build", "6.12",
+    proc = subprocess.run([sys.executable, "-m", "bpfvm.host.cli", "kernels", "build", "6.12",
                            "--flavour", "test"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "is already built" in proc.stdout

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import harness
-from harness.host import tools
-from harness.target import host_arch
+import bpfvm
+from bpfvm.host import tools
+from bpfvm.target import host_arch
 
 from conftest import VM_KERNEL, children_of, qemu_pids
 
@@ -237,8 +237,7 @@ def test_missing_qemu_is_one_line(vm_runner, fault_outcome):
     run = vm_runner.run(hide=[tools.require(qemu)])
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.output
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
-    assert errors == [f"ERROR: {qemu} not found: {tools.install_hint(qemu)}, "
-                      f"or run the README's install command (ci/run.sh setup)"]
+    assert errors == [f"ERROR: {qemu} not found: {tools.install_hint(qemu)}"]
     fault_outcome(errors[0])
 
 
@@ -251,7 +250,7 @@ def test_missing_tool_fails_the_test_using_it(vm_runner, fault_outcome, tool, us
     (vm_runner.base / "bpf").mkdir()
     (vm_runner.base / "bpf" / "tiny.c").write_text(TINY_BPF)
     vm_runner.write(f"""
-        from harness import bpf
+        from bpfvm import bpf
         def test_uses_tool(bpf_object):
             {use}
         def test_after():
@@ -259,7 +258,7 @@ def test_missing_tool_fails_the_test_using_it(vm_runner, fault_outcome, tool, us
     """)
     run = vm_runner.run(hide=[tools.require(tool)])
     message = run.assert_blamed("test_uses_tool", f"{tool} not found",
-                                tools.install_hint(tool), "README's install command")
+                                "bpfvm setup")
     fault_outcome(message)
 
 
@@ -276,7 +275,7 @@ def test_guest_writes_do_not_reach_the_host(vm_runner, fault_outcome):
     keep.write_text("the guest must not delete this\n")
     writes = {"/etc": Path("/etc", mark), "/usr": Path("/usr", mark),
               "the project tree": vm_runner.base / mark,
-              "bpfvm's package": Path(harness.__file__).parent / mark, "pytest.ini": ini}
+              "bpfvm's package": Path(bpfvm.__file__).parent / mark, "pytest.ini": ini}
     vm_runner.write(f"""
         import json, os
         def test_writes():

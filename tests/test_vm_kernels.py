@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import VM_KERNEL
-from harness.host import catalog, resolve
-from harness.target import host_arch
+from bpfvm.host import catalog, resolve
+from bpfvm.target import host_arch
 
 pytestmark = pytest.mark.slow
 

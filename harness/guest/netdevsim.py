@@ -169,7 +169,7 @@ class NsimPort(Knobs):
 class NetdevSim(Knobs):
     """A netdevsim device with `ports` ports, removed by remove() (or the with block).
 
-    namespace (a harness.net Namespace, or a namespace fd) moves the ports
+    namespace (a bpfvm.net Namespace, or a namespace fd) moves the ports
     there right after creation; otherwise they stay in the caller's namespace.
     """
 

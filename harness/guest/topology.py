@@ -52,7 +52,7 @@ class Iface:
 
     @property
     def netns_fd(self) -> int:
-        """Its namespace: harness.bpf's attach calls and XskSocket enter it themselves."""
+        """Its namespace: bpfvm.bpf's attach calls and XskSocket enter it themselves."""
         return self.host.ns.fd
 
     @property

@@ -1,7 +1,7 @@
 """The long-lived worker inside a guest: runs pytest items the host sends.
 
 Started by virtme-ng as the guest's command:
-    python -m harness.guest.worker /path/to/guest.json
+    python -m bpfvm.guest.worker /path/to/guest.json
 It prepares the guest (bpffs), opens the bpfvm virtio-serial port, and runs
 an ordinary pytest session whose run loop takes node ids from the host
 instead of running everything it collected. Reports travel back

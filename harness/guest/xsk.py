@@ -6,7 +6,7 @@ requires: register a UMEM, size the fill/completion/RX rings, mmap them,
 bind to (ifindex, queue), hand frames to the kernel on the fill ring and
 take them back from the RX ring (Documentation/networking/af_xdp.rst).
 The socket belongs to the network namespace of its interface (a name: the
-caller's; a harness.net Iface: its host's).
+caller's; a bpfvm.net Iface: its host's).
 
     with XskSocket(t.b.iface) as xsk:
         xskmap[0] = xsk.fileno()        # the XDP program redirects into it

@@ -60,8 +60,8 @@ def build(entry: catalog.Entry, flavour: catalog.Flavour, progress: Progress = p
         compiler = kbuild.compiler(arch)
         missing = kbuild.missing_tools()
         if missing:
-            raise BuildError(f"building kernels needs {', '.join(missing)}: apt-get install "
-                             f"{' '.join(missing)} (ci/run.sh build installs them)")
+            raise BuildError(f"building kernels needs {', '.join(missing)}: "
+                             "run bpfvm setup --build")
         source = ksource.debian_source(entry, progress)
         key = kbuild.build_key(source.label, options, arch, compiler)
         old = cache.read_manifest(final) if cache.verify(final) is None else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from importlib import resources
 from pathlib import Path
 
 try:
@@ -12,11 +13,15 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from ..target import ARCHES
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "kernels" / "catalog.toml"
+PACKAGED_PATH = Path(str(resources.files("bpfvm.kernels") / "catalog.toml"))
 
 
 class CatalogError(ValueError):
     pass
+
+
+class UnknownName(CatalogError):
+    """A kernel or flavour name the catalog does not have (the user's mistake)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +38,8 @@ class Entry:
 
 
 def catalog_path() -> Path:
-    return Path(os.environ.get("BPFVM_CATALOG", DEFAULT_PATH))
+    """BPFVM_CATALOG when set (a catalog of the user's own), else bpfvm's."""
+    return Path(os.environ.get("BPFVM_CATALOG") or PACKAGED_PATH)
 
 
 def parse(text: str) -> list[Entry]:
@@ -108,7 +114,7 @@ def lookup(entries: list[Entry], name: str, arch: str) -> Entry:
         if entry.name == name and entry.arch == arch:
             return entry
     names = sorted({e.name for e in entries if e.arch == arch})
-    raise CatalogError(
+    raise UnknownName(
         f"unknown kernel {name!r} for {arch}; known: {', '.join(names)}, "
         "a built flavour such as 6.12-test, 'host', or a path to a bzImage/Image "
         "or kernel build tree")

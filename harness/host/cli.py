@@ -3,15 +3,18 @@ compatibility tables."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
+from .. import __version__
 from ..target import ARCHES, host_arch
 from . import (accel, aptsources, builds, cache, catalog, compat, fetch, fragments, ksource,
-               resolve, rootfs, tools, verifier_stats)
+               resolve, rootfs, sysdeps, tools, verifier_stats)
 from .aptsources import MirrorError
 
 
@@ -50,7 +53,7 @@ def cmd_built(args: argparse.Namespace) -> int:
     """Print the cached, ready-to-boot builds of a flavour as one --kernel value."""
     flavours = catalog.load_flavours()
     if args.flavour not in flavours:
-        raise catalog.CatalogError(f"unknown flavour {args.flavour!r}; the catalog has "
+        raise catalog.UnknownName(f"unknown flavour {args.flavour!r}; the catalog has "
                                    f"{', '.join(flavours)}")
     runnable = args.arch == host_arch() or rootfs.cached(args.arch) is not None
     lines = dict.fromkeys(e.name for e in catalog.load() if e.arch == args.arch)
@@ -72,7 +75,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     flavours = catalog.load_flavours()
     if args.flavour not in flavours:
-        raise catalog.CatalogError(f"unknown flavour {args.flavour!r}; the catalog has "
+        raise catalog.UnknownName(f"unknown flavour {args.flavour!r}; the catalog has "
                                    f"{', '.join(sorted(flavours)) or 'none'}")
     flavour = flavours[args.flavour]
     say = lambda line: print(line, flush=True)  # noqa: E731
@@ -80,7 +83,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         builds.build_tree(Path(args.tree), flavour, args.arch, progress=say)
         return 0
     if not args.line:
-        raise catalog.CatalogError("name a kernel line to build (e.g. 6.12) or --tree PATH")
+        raise catalog.UnknownName("name a kernel line to build (e.g. 6.12) or --tree PATH")
     entry = catalog.lookup(catalog.load(), args.line, args.arch)
     builds.build(entry, flavour, progress=say)
     return 0
@@ -93,46 +96,102 @@ def cmd_rootfs(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """One line per check: ok/FAIL/warn, what was found, and the fix."""
-    checks = []
+    """One line per requirement: ok/FAIL/warn, what was found, and the fix.
 
-    def check(name: str, ok: bool, detail: str, fix: str = "", warn: bool = False) -> None:
+    FAIL is something the default kernel (the host's arch) needs; warn is
+    something only arm64 guests, kernel builds or speed need. Every check
+    runs, whatever failed before it.
+    """
+    results = []
+
+    def check(name: str, probe, fix: str = "", warn: bool = False) -> None:
+        try:
+            ok, detail = probe()
+        except Exception as e:  # noqa: BLE001 - a broken check is a failed check, not a crash
+            ok, detail = False, f"{type(e).__name__}: {e}"
         status = "ok" if ok else ("warn" if warn else "FAIL")
-        checks.append(ok or warn)
-        print(f"{status:4}  {name:18} {detail}" + (f" -> {fix}" if fix and not ok else ""))
+        results.append(ok or warn)
+        print(f"{status:4}  {name:20} {detail}" + (f" -> {fix}" if fix and not ok else ""),
+              flush=True)
 
-    for tool in (tools.QEMU[host_arch()], "vng", "clang", "bpftool"):
-        found = tools.find(tool)
-        check(tool, found is not None, found or "not found", tools.install_hint(tool))
-    cdir = cache.cache_dir()
+    def tool(name: str) -> Callable[[], tuple[bool, str]]:
+        return lambda: (tools.find(name) is not None, tools.find(name) or "not found")
+
+    arch = host_arch()
+    check("catalog", _check_catalog, "fix the file or unset BPFVM_CATALOG")
+    check(tools.QEMU[arch], tool(tools.QEMU[arch]), tools.install_hint(tools.QEMU[arch]))
+    check("virtme-ng", tool("vng"), tools.install_hint("vng"))
+    check("clang", tool("clang"), tools.install_hint("clang"))
+    check("bpftool", tool("bpftool"), tools.install_hint("bpftool"))
+    check("libbpf", _check_libbpf, "bpfvm setup (libbpf1)")
+    check("cache", _check_cache, "set BPFVM_CACHE to a writable directory with space")
+    check("mirror", _check_mirror, "add a Debian archive to apt's sources, or set BPFVM_MIRROR")
+    check("keyring", _check_keyring, "bpfvm setup (debian-archive-keyring), or set BPFVM_KEYRING")
+    for other in (a for a in ARCHES if a != arch):
+        qemu = tools.QEMU[other]
+        check(qemu, tool(qemu), f"{tools.install_hint(qemu)} (for --arch {other})", warn=True)
+        check("debootstrap", tool("debootstrap"), f"bpfvm setup (for the {other} root)", warn=True)
+        user = f"{rootfs.QEMU_USER[other]}-static"
+        check(user, tool(user), f"bpfvm setup (for the {other} root)", warn=True)
+    check("kvm", _check_kvm, "tests fall back to TCG (slower)", warn=True)
+    return 0 if all(results) else 1
+
+
+def _check_catalog() -> tuple[bool, str]:
+    entries = catalog.load()
+    return True, f"{catalog.catalog_path()}: {len(entries)} kernels"
+
+
+def _check_libbpf() -> tuple[bool, str]:
+    import ctypes
+
+    from ..guest.bpf.libbpf import LIBRARY
+
     try:
-        cdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cdir):
-            pass
-        free = shutil.disk_usage(cdir).free / 1e9
-        check("cache", free > 2, f"{cdir} writable, {free:.1f} GB free",
-              "free some space or set BPFVM_CACHE", warn=True)
+        ctypes.CDLL(LIBRARY)
     except OSError as e:
-        check("cache", False, f"{cdir}: {e.strerror}", "set BPFVM_CACHE to a writable directory")
+        return False, f"cannot load {LIBRARY}: {e}"
+    return True, f"{LIBRARY} loads (x86_64 guests use the host's)"
+
+
+def _check_cache() -> tuple[bool, str]:
+    cdir = cache.cache_dir()
+    cdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cdir):
+        pass
+    free = shutil.disk_usage(cdir).free / 1e9
+    return free > 2, f"{cdir} writable, {free:.1f} GB free"
+
+
+def _check_mirror() -> tuple[bool, str]:
+    uri, _keyring = aptsources.mirror()
+    source = "BPFVM_MIRROR" if os.environ.get("BPFVM_MIRROR") else "apt sources"
+    return True, f"{uri} (from {source})"
+
+
+def _check_keyring() -> tuple[bool, str]:
     try:
-        uri, _keyring = aptsources.mirror()
-        check("mirror", True, f"{uri} (from apt sources)")
-    except MirrorError as e:
-        check("mirror", False, str(e))
+        _uri, keyring = aptsources.mirror()
+    except MirrorError:
+        keyring = os.environ.get("BPFVM_KEYRING", aptsources.DEFAULT_KEYRING)
+    return os.path.isfile(keyring), keyring + ("" if os.path.isfile(keyring) else " missing")
+
+
+def _check_kvm() -> tuple[bool, str]:
     if not accel.kvm_device_usable():
-        check("kvm", False, "/dev/kvm missing or not accessible: tests run under TCG (slower)",
-              warn=True)
-    else:
-        target = _probe_target()
-        if target is None:
-            check("kvm", False, "/dev/kvm present; no cached kernel to probe it with",
-                  "run 'bpfvm kernels fetch 6.12' first", warn=True)
-        else:
-            works, detail = accel.remembered(cache.cache_dir() / accel.STATE,
-                                             lambda: accel.probe(target), fresh=True)
-            check("kvm", works, f"{detail} (probed with {target.describe()})",
-                  "tests fall back to TCG (slower)", warn=True)
-    return 0 if all(checks) else 1
+        return False, "/dev/kvm missing or not accessible: tests run under TCG (slower)"
+    target = _probe_target()
+    if target is None:
+        return False, "/dev/kvm present; no cached kernel to probe it with " \
+                      "(bpfvm kernels fetch 6.12)"
+    works, detail = accel.remembered(cache.cache_dir() / accel.STATE,
+                                     lambda: accel.probe(target), fresh=True)
+    return works, f"{detail} (probed with {target.describe()})"
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    sysdeps.setup(args.build, lambda line: print(line, flush=True), quiet=args.quiet)
+    return 0
 
 
 def _probe_target():
@@ -162,7 +221,7 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_verifier_stats(args: argparse.Namespace) -> int:
-    root = Path(args.golden)
+    root = Path(args.golden) if args.golden else verifier_stats.project_golden(Path.cwd())
     kernels = args.kernels or verifier_stats.kernel_dirs(root)
     if len(kernels) < 2:
         raise verifier_stats.StatsError(
@@ -175,7 +234,14 @@ def cmd_verifier_stats(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bpfvm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"bpfvm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    st = sub.add_parser("setup", help="install the Debian/Ubuntu packages bpfvm needs "
+                                      "(idempotent; as root or through sudo)")
+    st.add_argument("--build", action="store_true",
+                    help="also what building kernels from source needs")
+    st.add_argument("-q", "--quiet", action="store_true", help="say nothing when nothing is missing")
+    st.set_defaults(func=cmd_setup)
     kernels = sub.add_parser("kernels", help="the kernel catalog and cache")
     ksub = kernels.add_subparsers(dest="action", required=True)
     ksub.add_parser("list", help="catalog entries and what is cached").set_defaults(func=cmd_list)
@@ -199,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     rb = rsub.add_parser("build", help="build (or check) the cached root of an arch")
     rb.add_argument("--arch", default="arm64", choices=[a for a in ARCHES if a != host_arch()])
     rb.set_defaults(func=cmd_rootfs)
-    sub.add_parser("doctor", help="check the tools, the cache and KVM").set_defaults(func=cmd_doctor)
+    sub.add_parser("doctor", help="check every requirement, one line each; exit 0 when the "
+                                  "default kernel has what it needs").set_defaults(func=cmd_doctor)
     rp = sub.add_parser("report", help="compatibility tables written by pytest --compat-report")
     rpsub = rp.add_subparsers(dest="action", required=True)
     rm = rpsub.add_parser("merge", help="merge several BASE.json into one table (Markdown on "
@@ -210,18 +277,22 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("verifier-stats", help="golden verifier statistics compared across kernels")
     v.add_argument("kernels", nargs="*", help="kernel ids to compare, first is the baseline "
                                               "(default: every kernel with statistics)")
-    v.add_argument("--golden", default="suites/golden", help="golden directory (default: %(default)s)")
+    v.add_argument("--golden", help="golden directory (default: the one golden/ directory with "
+                                    "statistics in the project pytest would use from here)")
     v.add_argument("--field", default="processed_insns", choices=verifier_stats.FIELDS)
     v.set_defaults(func=cmd_verifier_stats)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (builds, staging dirs) as on Ctrl-C
     try:
         return args.func(args)
-    except (catalog.CatalogError, fetch.FetchError, MirrorError, resolve.ResolveError,
-            builds.BuildError, ksource.SourceError, fragments.FragmentError,
-            rootfs.RootfsError, verifier_stats.StatsError, compat.ReportError) as e:
-        print(f"bpfvm: {e}", file=sys.stderr)
+    except (catalog.UnknownName, resolve.ResolveError) as e:
+        print(f"bpfvm: {e}", file=sys.stderr)  # the arguments name nothing: a usage error
         return 2
+    except (catalog.CatalogError, fetch.FetchError, MirrorError, builds.BuildError,
+            ksource.SourceError, fragments.FragmentError, rootfs.RootfsError,
+            verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError) as e:
+        print(f"bpfvm: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -8,13 +8,15 @@ declares the symbol (options that arrived in a later kernel).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
 from .. import kconfig
 
-FRAGMENTS_DIR = Path(__file__).resolve().parents[2] / "kernels" / "fragments"
+PACKAGED_DIR = Path(str(resources.files("bpfvm.kernels") / "fragments"))
 _SET = re.compile(r'^(CONFIG_\w+)=("(?:[^"\\]|\\.)*"|\S*)\s*(#.*)?$')
 _UNSET = re.compile(r"^# (CONFIG_\w+) is not set\s*$")
 
@@ -48,15 +50,29 @@ def parse(text: str, source: str) -> list[Option]:
     return options
 
 
-def fragment_path(name: str, directory: Path = FRAGMENTS_DIR) -> Path:
-    return directory / f"{name}.config"
+def search_dirs() -> list[Path]:
+    """Where fragments are looked up: the directories of BPFVM_FRAGMENTS
+    (colon-separated, first match wins), then bpfvm's own."""
+    extra = [Path(d) for d in os.environ.get("BPFVM_FRAGMENTS", "").split(os.pathsep) if d]
+    return extra + [PACKAGED_DIR]
 
 
-def load(names: Iterable[str], directory: Path = FRAGMENTS_DIR) -> list[Option]:
-    """The options of the named fragments, in order."""
+def fragment_path(name: str, directories: Iterable[Path] | None = None) -> Path:
+    """The first NAME.config in directories (default: search_dirs()); the last
+    directory's path when there is none, so the error names a real place."""
+    dirs = list(directories) if directories is not None else search_dirs()
+    for directory in dirs:
+        path = directory / f"{name}.config"
+        if path.is_file():
+            return path
+    return dirs[-1] / f"{name}.config"
+
+
+def load(names: Iterable[str], directory: Path | None = None) -> list[Option]:
+    """The options of the named fragments, in order (from directory, or the search path)."""
     options = []
     for name in names:
-        path = fragment_path(name, directory)
+        path = fragment_path(name, [directory] if directory is not None else None)
         try:
             text = path.read_text()
         except OSError as e:

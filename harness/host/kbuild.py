@@ -24,7 +24,6 @@ Progress = Callable[[str], None]
 
 KERNEL_ARCH = {"x86_64": "x86_64", "arm64": "arm64"}
 CROSS_PREFIX = {"x86_64": "x86_64-linux-gnu-", "arm64": "aarch64-linux-gnu-"}
-CROSS_PACKAGE = {"x86_64": "gcc-x86-64-linux-gnu", "arm64": "gcc-aarch64-linux-gnu"}
 IMAGE = {"x86_64": ("bzImage", "arch/x86/boot/bzImage"),
          "arm64": ("Image", "arch/arm64/boot/Image")}
 RECIPE = "1"  # bump when the steps below change what a build produces
@@ -60,9 +59,8 @@ def compiler(arch: str) -> str:
     """The first line of the compiler's --version; a clear error when it is missing."""
     gcc = f"{cross_prefix(arch)}gcc"
     if shutil.which(gcc) is None:
-        hint = f"apt-get install {CROSS_PACKAGE[arch]}" if cross_prefix(arch) else \
-            "apt-get install build-essential"
-        raise BuildError(f"{gcc} is not installed, needed to build {arch} kernels: {hint}")
+        raise BuildError(f"{gcc} is not installed, needed to build {arch} kernels: "
+                         "run bpfvm setup --build")
     out = subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout
     return out.splitlines()[0].strip()
 

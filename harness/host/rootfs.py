@@ -54,8 +54,8 @@ def python_versions(roots: tuple[str, ...] = PYTHON_DISTS) -> dict[str, str]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise RootfsError(f"{name} is not installed on the host; run the README's "
-                              "install command") from None
+            raise RootfsError(f"{name} is not installed on the host: pip install "
+                              f"{name} into the environment that runs pytest") from None
         versions[name] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
@@ -118,11 +118,11 @@ def ensure(arch: str, progress: Progress = print) -> Path:
 def _check_tools(arch: str) -> None:
     if os.geteuid() != 0:
         raise RootfsError(f"building the {arch} guest root needs root (debootstrap); "
-                          "run this once as root, e.g. sudo .venv/bin/bpfvm rootfs build")
+                          "run this once as root: sudo bpfvm rootfs build --arch " + arch)
     for tool, pkg in (("debootstrap", "debootstrap"), (f"{QEMU_USER[arch]}-static",
                                                        "qemu-user-static")):
         if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
-            raise RootfsError(f"{tool} is not installed: apt-get install {pkg}")
+            raise RootfsError(f"{tool} is not installed: run bpfvm setup ({pkg})")
     ensure_binfmt(arch)
 
 

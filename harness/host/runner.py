@@ -12,7 +12,8 @@ import pytest
 from .. import kconfig, requirements
 from ..items import marks_of, target_of
 from ..target import Target, host_arch
-from . import accel, bpfbuild, bundle, cache, catalog, compat, dispatch, resolve, rootfs, tools
+from . import (accel, bpfbuild, bundle, cache, catalog, compat, dispatch, resolve, rootfs,
+               schedule, tools)
 from .kbuild import BuildError
 from .ksource import SourceError
 from .rootfs import RootfsError
@@ -21,7 +22,7 @@ from .fetch import FetchError
 from .aptsources import MirrorError
 from .vm import ForeignRoot, Vm, VmError, VmOptions
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `import harness` finds bpfvm
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # bpfvm's own directory (harness/ in a checkout)
 
 # Options that only mean something on the host; everything else in
 # config.option is handed to the guest's pytest (as pytest-xdist does).
@@ -51,6 +52,7 @@ class HostRun:
         self.entries: list = []
         self.roots: dict[str, str] = {}  # arch -> guest root, for foreign arches
         self.prepared = False
+        self.decided = False
         from ..guest import objects  # tests run on this host (--kernel host) build here
 
         objects.set_compiler(lambda request: self.serve(host_arch(), request))
@@ -64,7 +66,7 @@ class HostRun:
         try:
             self.entries = catalog.load()
             flavours = catalog.load_flavours()
-            for arch in resolve.split_specs(opt("arch")):
+            for arch in resolve.split_specs(opt("arch") or host_arch()):
                 for spec in specs:
                     target = resolve.parse(spec, arch, self.entries, flavours)
                     self.targets[target.id] = target
@@ -77,6 +79,10 @@ class HostRun:
         if foreign_host:
             raise pytest.UsageError(f"--kernel host runs on this {host_arch()} machine; "
                                     f"it cannot be {foreign_host[0].arch}")
+
+    def has_vm_tests(self, nodeids: list[str]) -> bool:
+        """Whether any of nodeids (an xdist worker's collection) is parametrized by a target."""
+        return any(schedule.kernel_of(nodeid, list(self.targets)) for nodeid in nodeids)
 
     def prepare(self) -> None:
         """Fetch what is missing and decide the accelerator (once per process)."""
@@ -108,7 +114,9 @@ class HostRun:
         return (["vng"] if arches else []) + [tools.QEMU[a] for a in arches]
 
     def bpf_dirs(self) -> list[Path]:
-        return self.config.getini("bpfvm_bpf_dirs") or [self.config.rootpath / "bpf"]
+        """Where bpf_object('name') looks: ini bpfvm_bpf_dirs, then <rootdir>/bpf."""
+        return list(dict.fromkeys([*self.config.getini("bpfvm_bpf_dirs"),
+                                   self.config.rootpath / "bpf"]))
 
     def serve(self, arch: str, request: dict[str, Any]) -> dict[str, Any]:
         """Answer a call a guest test makes (a BPF object build)."""
@@ -117,10 +125,7 @@ class HostRun:
         return bpfbuild.serve(request, self.bpf_dirs(), arch)
 
     def decide_accel(self) -> None:
-        workerinput = getattr(self.config, "workerinput", None)
-        if workerinput and "bpfvm_accel" in workerinput:
-            self.accel = workerinput["bpfvm_accel"]
-            return
+        """KVM or TCG; an xdist worker finds the controller's probe remembered in the cache."""
         vm_targets = [t for t in self.targets.values() if t.in_vm]
         if not vm_targets:
             return
@@ -156,9 +161,10 @@ class HostRun:
     # -- collection ------------------------------------------------------
 
     def decide_requirements(self, items: list[pytest.Item]) -> None:
-        """Skip, without a boot, items whose requirements the host can rule out."""
-        if self.config.getoption("collectonly"):
+        """Skip, without a boot, items whose requirements the host can rule out (once)."""
+        if self.decided or self.config.getoption("collectonly"):
             return
+        self.decided = True
         if any(target_of(item) is not None for item in items):
             self.prepare()
         configs: dict[str, Optional[dict[str, str]]] = {}
@@ -246,10 +252,10 @@ class HostRun:
         assert target.vmlinuz is not None
         image = Path(target.vmlinuz)
         entry = image.parents[1] if image.parent.name == "boot" else image.parent
-        shares = {str(self.config.rootpath), str(PACKAGE_ROOT), str(entry)}
+        shares = {str(self.config.rootpath), str(PACKAGE_DIR), str(entry)}
         modules = entry / "lib/modules" / target.release
         return ForeignRoot(self.roots[target.arch], sorted(shares),
-                           str(modules) if modules.is_dir() else None, str(PACKAGE_ROOT))
+                           str(modules) if modules.is_dir() else None, str(PACKAGE_DIR))
 
     def guest_spec(self, target: Target) -> dict[str, Any]:
         config = self.config

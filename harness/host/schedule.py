@@ -7,7 +7,7 @@ workers boot that kernel too and share its modules.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from xdist.scheduler import LoadScopeScheduling
 
@@ -33,13 +33,15 @@ def scope_of(nodeid: str, kernel_ids: Sequence[str], workers: int) -> str:
 
 
 class KernelScheduling(LoadScopeScheduling):
-    def __init__(self, config, log=None, kernel_ids: Sequence[str] = ()):
+    def __init__(self, config, log=None, kernel_ids: Callable[[], Sequence[str]] = list):
+        """kernel_ids: the run's kernel ids, asked for when scheduling, since
+        they are known only once a worker has collected VM tests."""
         super().__init__(config, log)
-        self.kernel_ids = list(kernel_ids)
+        self._kernel_ids = kernel_ids
         self.workers = len(config.getoption("tx") or ()) or 1
 
     def _split_scope(self, nodeid: str) -> str:
-        return scope_of(nodeid, self.kernel_ids, self.workers)
+        return scope_of(nodeid, self._kernel_ids(), self.workers)
 
     def remove_node(self, node):
         """As LoadScopeScheduling, but never run the test that crashed a worker again.

@@ -10,10 +10,10 @@ from typing import Optional
 QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 _INSTALL = {
     "vng": "pip install virtme-ng",
-    "qemu-system-x86_64": "apt-get install qemu-system-x86",
-    "qemu-system-aarch64": "apt-get install qemu-system-arm",
-    "clang": "apt-get install clang",
-    "bpftool": "apt-get install bpftool",
+    "qemu-system-x86_64": "bpfvm setup (qemu-system-x86)",
+    "qemu-system-aarch64": "bpfvm setup (qemu-system-arm)",
+    "clang": "bpfvm setup (clang)",
+    "bpftool": "bpfvm setup (bpftool)",
 }
 
 
@@ -32,13 +32,12 @@ def find(tool: str) -> Optional[str]:
 
 
 def install_hint(tool: str) -> str:
-    return _INSTALL.get(tool, f"install {tool}")
+    return _INSTALL.get(tool, f"bpfvm setup, or install {tool}")
 
 
 def missing(tool: str) -> str:
     """The one line for a missing tool."""
-    return (f"{tool} not found: {install_hint(tool)}, "
-            f"or run the README's install command (ci/run.sh setup)")
+    return f"{tool} not found: {install_hint(tool)}"
 
 
 def require(tool: str) -> str:

@@ -8,6 +8,7 @@ the first kernel to the last (difference and percent).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,52 @@ FIELDS = ("processed_insns", "total_states", "peak_states", "verified_insns")
 
 class StatsError(Exception):
     """No statistics where they were looked for."""
+
+
+INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+_SKIP_DIRS = ("node_modules", "site-packages", "__pycache__")
+
+
+def project_root(start: Path) -> Path:
+    """The directory pytest would take as rootdir from start: the nearest one
+    up with a pytest configuration file; start itself when there is none."""
+    for directory in [start, *start.parents]:
+        for name in INI_FILES:
+            path = directory / name
+            if path.is_file() and _configures_pytest(path):
+                return directory
+    return start
+
+
+def _configures_pytest(path: Path) -> bool:
+    if path.name in ("pytest.ini", ".pytest.ini"):
+        return True
+    text = path.read_text(errors="replace")
+    markers = {"pyproject.toml": ("[tool.pytest",), "tox.ini": ("[pytest]",),
+               "setup.cfg": ("[tool:pytest]",)}[path.name]
+    return any(marker in text for marker in markers)
+
+
+def project_golden(start: Path) -> Path:
+    """The golden directory (of statistics) of the project start is in.
+
+    Golden files live in golden/ beside the tests that wrote them; a
+    project with several such directories must name one.
+    """
+    root = project_root(start)
+    found = []
+    for directory, subdirs, _files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d not in _SKIP_DIRS]
+        if Path(directory).name == "golden" and kernel_dirs(Path(directory)):
+            found.append(Path(directory))
+            subdirs[:] = []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StatsError(f"no golden statistics in the project at {root}; write them with "
+                         "pytest --update-golden, or name the directory with --golden")
+    raise StatsError(f"several golden directories in {root}: "
+                     f"{', '.join(str(f.relative_to(root)) for f in found)}; pick one with --golden")
 
 
 def kernel_order(kernel_id: str) -> tuple:

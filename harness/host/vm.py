@@ -61,15 +61,21 @@ class ForeignRoot:
     root: str
     shares: list[str]
     modules: Optional[str] = None  # the kernel's lib/modules/RELEASE on the host
-    pythonpath: Optional[str] = None  # where the guest's python finds bpfvm
+    package: Optional[str] = None  # the host's bpfvm package directory (one of shares)
 
     RUN_DIR = "/run/bpfvm"
     OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")
 
-    def prepare(self) -> None:
+    def prepare(self, rundir: Path) -> None:
+        """Mount points in the root, and rundir/pylib/bpfvm linking to the package:
+        the package directory may have another name (harness/ in an editable
+        install), and Python imports it by the name of its directory."""
         for share in self.shares:
             if not share.startswith(tuple(f"{d}/" for d in self.OVERLAID)):
                 Path(self.root, share.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        if self.package:
+            (rundir / "pylib").mkdir(exist_ok=True)
+            (rundir / "pylib" / "bpfvm").symlink_to(self.package)
 
     def vng_args(self, rundir: Path) -> list[str]:
         args = ["--root", self.root, "--busybox", f"{self.root}/bin/busybox",
@@ -80,8 +86,8 @@ class ForeignRoot:
         """bpfvm on the import path, and the kernel's modules where modprobe looks
         (/lib is overlaid, so writable)."""
         lines = []
-        if self.pythonpath:
-            lines.append(f"export PYTHONPATH={shlex.quote(self.pythonpath)}")
+        if self.package:
+            lines.append(f"export PYTHONPATH={self.RUN_DIR}/pylib")
         if self.modules:
             mods = shlex.quote(self.modules)
             lines.append(f'[ -e /lib/modules/$(uname -r)/modules.dep ] || '
@@ -153,12 +159,12 @@ class Vm:
         script = self.rundir / "guest.sh"
         python, guest_dir, extra, prelude = sys.executable, self.rundir, [], self.prelude
         if self.foreign:
-            self.foreign.prepare()
+            self.foreign.prepare(self.rundir)
             python, guest_dir = "/usr/bin/python3", Path(ForeignRoot.RUN_DIR)
             extra = self.foreign.vng_args(self.rundir)
             prelude = f"{self.foreign.prelude()}\n{prelude}"
         script.write_text(f"{prelude}\n"
-                          f"exec {python} -m harness.guest.worker {guest_dir / spec_path.name}\n")
+                          f"exec {python} -m bpfvm.guest.worker {guest_dir / spec_path.name}\n")
         # The command travels on the kernel command line (2048 bytes on x86),
         # so the guest gets only the path of the script.
         cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {guest_dir / script.name}",
@@ -167,7 +173,7 @@ class Vm:
         env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.host.leash", str(leash_r), str(self.rundir),
+            [sys.executable, "-m", "bpfvm.host.leash", str(leash_r), str(self.rundir),
              str(self.log_path), "--", *cmd],
             stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True, env=env,
             cwd=self.guest_spec["rootdir"])

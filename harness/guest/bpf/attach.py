@@ -5,7 +5,7 @@ still have attached, so a fixture's teardown leaves no hook behind. XDP and
 TC attachments remember the network namespace they were made in and detach
 there, wherever the caller is by then (an ifindex means nothing elsewhere).
 An interface is a name, an ifindex (both of the caller's namespace), or an
-object with ``name`` and ``netns_fd`` (harness.net's Iface), whose namespace
+object with ``name`` and ``netns_fd`` (bpfvm.net's Iface), whose namespace
 the call enters by itself.
 """
 from __future__ import annotations

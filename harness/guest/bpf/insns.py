@@ -3,7 +3,7 @@
 The names follow the kernel's own macros (include/linux/filter.h,
 tools/include/linux/filter.h), lower-cased:
 
-    from harness.verifier import asm
+    from bpfvm.verifier import asm
     prog = [asm.mov64_imm(asm.R0, 0), asm.exit_insn()]
 
 A program is a list of instructions; ld_imm64 and ld_map_fd give two, and

@@ -15,8 +15,7 @@ def bpftool(*args: str) -> Any:
     tool = shutil.which("bpftool", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if tool is None:
         raise FileNotFoundError(errno.ENOENT, "bpftool not found in the guest (a guest runs the "
-                                "host's /usr): apt-get install bpftool on the host, or run the "
-                                "README's install command (ci/run.sh setup)")
+                                "host's /usr): run bpfvm setup on the host")
     out = subprocess.run([tool, "-j", *args], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"bpftool {' '.join(args)} failed: {out.stderr.strip() or out.stdout}")

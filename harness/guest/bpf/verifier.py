@@ -1,7 +1,7 @@
 """Loading a program only to hear the verifier: accepted or not, its log, its statistics.
 
 A program is the name of a BPF C source (compiled on the host, one program
-of it loaded) or a list of instructions (harness.verifier.asm), loaded with
+of it loaded) or a list of instructions (bpfvm.verifier.asm), loaded with
 bpf_prog_load. The log buffer starts at 1 MiB and grows (up to 64 MiB) while
 the kernel answers ENOSPC with a full buffer.
 """

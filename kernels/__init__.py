@@ -1,0 +1,1 @@
+"""bpfvm's kernel catalog (catalog.toml) and Kconfig fragments (fragments/), as package data."""
