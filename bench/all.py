@@ -5,6 +5,7 @@
   5.   kernel build from a cache miss and a hit (kbuild.py; the miss is a full
        kernel build, 5-30 min; --build-hit-only skips it)
   6.   XDP ns/packet per kernel (xdp_cost.py)
+  7.   what installing bpfvm costs a project without VM tests (plugin_cost.py)
 
 Usage: python bench/all.py [--kernel 6.12] [--accel tcg] [--build-hit-only]
 """
@@ -14,6 +15,7 @@ import argparse
 import time
 
 import kbuild
+import plugin_cost
 import parallel
 import startup
 import xdp_cost
@@ -30,6 +32,7 @@ def main() -> None:
     parallel.main(["--kernels", f"5.10,{args.kernel}", "--accel", args.accel])
     kbuild.main(["--line", args.kernel] + (["--hit-only"] if args.build_hit_only else []))
     xdp_cost.main(["--accel", args.accel])
+    plugin_cost.main([])
     print(f"(all figures measured in {(time.monotonic() - started) / 60:.0f} min)")
 
 

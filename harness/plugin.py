@@ -7,6 +7,7 @@ checks the requirement markers against the running kernel.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -95,8 +96,6 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
         run = HostRun(config)
         run.parse_targets()
     config.stash[RUN_KEY] = run
-    import atexit
-
     atexit.register(run.kill_all)
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         from .host.compat import CompatReport

@@ -37,6 +37,22 @@ def test_a_missing_fragment_names_its_path(tmp_path):
         fragments.load(["nope"], tmp_path)
 
 
+def test_bpfvm_fragments_dirs_are_searched_before_the_packaged_ones(tmp_path, monkeypatch):
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir()
+    other.mkdir()
+    frag(mine, "bpf", "CONFIG_MINE=y\n")
+    frag(other, "extra", "CONFIG_EXTRA=y\n")
+    monkeypatch.setenv("BPFVM_FRAGMENTS", f"{mine}:{other}")
+    assert fragments.fragment_path("bpf") == mine / "bpf.config"      # shadows bpfvm's own
+    assert fragments.fragment_path("extra") == other / "extra.config"
+    assert fragments.fragment_path("base") == fragments.PACKAGED_DIR / "base.config"
+    merged = fragments.merge(fragments.load(["base", "bpf", "extra"]))
+    assert merged["CONFIG_MINE"].source == "bpf.config:1" and "CONFIG_EXTRA" in merged
+    with pytest.raises(fragments.FragmentError, match="cannot read Kconfig fragment .*/nope.config"):
+        fragments.load(["nope"])
+
+
 def test_dropped_options_are_named_with_the_reason(tmp_path):
     frag(tmp_path, "f", "CONFIG_KEPT=y\nCONFIG_DEPS=y\nCONFIG_MOD=y\nCONFIG_GONE=y\n"
                         "CONFIG_NEW=y  # if-known: only on newer kernels\n# CONFIG_OFF is not set\n")

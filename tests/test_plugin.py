@@ -88,3 +88,18 @@ def test_bad_kernel_is_one_clear_line(pytester, arg, message, fault_outcome):
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     fault_outcome(next(line for line in result.errlines if line.startswith("ERROR: ")))
+
+
+def test_deselected_vm_tests_fetch_nothing(pytester, tmp_path, monkeypatch):
+    """-k leaving only ordinary tests: no tools checked, no kernel fetched, no probe."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BPFVM_CACHE", str(cache))
+    pytester.makepyfile(test_e="""
+        import pytest
+        @pytest.mark.vm
+        def test_in_vm(): pass
+        def test_plain(): pass
+    """)
+    result = pytester.runpytest("--kernel=5.10", "-k", "plain")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert not cache.exists()

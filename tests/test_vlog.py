@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,28 @@ def test_verifier_stats_needs_two_kernels(tmp_path, capsys):
     assert cli.main(["verifier-stats", "--golden", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bpfvm: need statistics of two kernels or more") and "--update-golden" in err
+
+
+def test_verifier_stats_finds_the_projects_golden_directory(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "project"
+    (project / "tests" / "unit").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    write_stats(project / "tests" / "golden", "5.10", "xdp_count", 20)
+    write_stats(project / "tests" / "golden", "6.12", "xdp_count", 30)
+    (project / ".venv" / "golden" / "6.1").mkdir(parents=True)  # hidden dirs are not searched
+    monkeypatch.chdir(project / "tests" / "unit")
+    assert verifier_stats.project_root(Path.cwd()) == project
+    assert cli.main(["verifier-stats"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split() == ["xdp_count", "20", "30", "+10",
+                                                               "+50.0%"]
+    write_stats(project / "suites" / "golden", "6.12", "other", 1)
+    assert cli.main(["verifier-stats"]) == 1
+    assert "several golden directories" in capsys.readouterr().err
+
+
+def test_verifier_stats_without_a_golden_directory_says_where_it_looked(tmp_path, monkeypatch,
+                                                                        capsys):
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verifier-stats"]) == 1
+    assert f"no golden statistics in the project at {tmp_path}" in capsys.readouterr().err
