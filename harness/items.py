@@ -1,22 +1,13 @@
-"""What bpfvm reads off a pytest item, on host and guest alike."""
-from __future__ import annotations
+"""The requirement markers of a pytest item, as bpfvm reads them on host and guest alike.
 
-from typing import Optional
+(Which kernel an item is parametrized for is ``bpfvm.plugin.target_of``: the
+plugin needs it before anything else of bpfvm is imported.)
+"""
+from __future__ import annotations
 
 import pytest
 
 from . import requirements
-from .target import Target
-
-KERNEL_PARAM = "bpfvm_target"
-
-
-def target_of(item: pytest.Item) -> Optional[Target]:
-    """The kernel an item was parametrized for; None for ordinary tests."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    return callspec.params.get(KERNEL_PARAM)
 
 
 def marks_of(item: pytest.Item) -> dict[str, list[list]]:

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 # hooks return at once (tests/test_wheel.py checks both).
 RUN_KEY = pytest.StashKey["HostRun"]()
 GUEST_ENV = "BPFVM_GUEST"
-KERNEL_PARAM = "bpfvm_target"  # the parameter VM tests are parametrized over (bpfvm.items)
-REQUIREMENT_MARKERS = ("kernel", "kconfig", "arch")
+KERNEL_PARAM = "bpfvm_target"  # the parameter VM tests are parametrized over
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,7 +141,8 @@ def is_vm_test(config: pytest.Config, definition) -> bool:
     return any(path == p or p in path.parents for p in config.getini("bpfvm_suites"))
 
 
-def _target_of(item: pytest.Item) -> Optional["Target"]:
+def target_of(item: pytest.Item) -> Optional["Target"]:
+    """The kernel an item was parametrized for; None for ordinary tests."""
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(KERNEL_PARAM) if callspec is not None else None
 
@@ -289,7 +289,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if BAD_TARGETS in config.stash:
         raise config.stash[BAD_TARGETS]
     for item in items:
-        if _target_of(item) is not None and "netdevsim" in getattr(item, "fixturenames", ()):
+        if target_of(item) is not None and "netdevsim" in getattr(item, "fixturenames", ()):
             item.add_marker(NETDEVSIM_MARK)
     run = _host_run(config)
     # An xdist worker decides when it is sent its first VM item: only then has
@@ -301,7 +301,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Requirements the host could not decide are decided on the running kernel."""
-    target = _target_of(item)
+    target = target_of(item)
     if target is None or (target.in_vm and guest_target() is None):
         return
     from . import kconfig, requirements
@@ -326,7 +326,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     """Tests the host runs itself (``--kernel host``, skips decided on the host) say
     where they ran too; reports of tests run in a VM get that from the runner."""
     report = yield
-    run, target = _host_run(item.config), _target_of(item)
+    run, target = _host_run(item.config), target_of(item)
     if run is not None and target is not None:
         # A new list: the report shares item.user_properties with the other phases.
         report.user_properties = [*report.user_properties, *run.kernel_properties(target)]
@@ -336,7 +336,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
     run = _host_run(item.config)
-    target = _target_of(item)
+    target = target_of(item)
     if run is None or target is None:
         return None
     if hasattr(item.config, "workerinput"):

@@ -33,6 +33,22 @@ def test_roots_follow_dotted_names_and_skip_aliases(tmp_path):
         "pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/mod.py", "top.py"}
 
 
+def test_a_package_mapped_from_a_directory_of_another_name_is_bundled(tmp_path):
+    """An editable install of bpfvm: package bpfvm, files in harness/."""
+    repo = tmp_path / "repo"
+    (repo / "harness/host").mkdir(parents=True)
+    for rel in ("harness/__init__.py", "harness/host/__init__.py", "harness/host/vm.py",
+                "harness/stray.py"):
+        (repo / rel).write_text("")
+    groups = bundle.module_roots([fake_module("bpfvm", repo / "harness/__init__.py"),
+                                  fake_module("bpfvm.host", repo / "harness/host/__init__.py"),
+                                  fake_module("bpfvm.host.vm", repo / "harness/host/vm.py"),
+                                  fake_module("bpfvm.host.alias", repo / "harness/stray.py")])
+    assert list(groups) == [repo]
+    assert {p.relative_to(repo).as_posix() for p in groups[repo]} == {
+        "harness/__init__.py", "harness/host/__init__.py", "harness/host/vm.py"}
+
+
 def test_nested_roots_fold_into_the_outer_one(tmp_path):
     lib = tmp_path / "lib"
     (lib / "dynload").mkdir(parents=True)

@@ -23,7 +23,7 @@ EXAMPLE = REPO / "examples" / "xdp-proto-count"
 # The plugin's hooks that may run in a project without VM tests, each
 # returning at once; anything else of bpfvm running there is a bug.
 INERT_CALLS = {"<module>", "pytest_addoption", "pytest_configure", "pytest_generate_tests",
-               "is_vm_test", "pytest_collection_modifyitems", "_target_of", "_host_run",
+               "is_vm_test", "pytest_collection_modifyitems", "target_of", "_host_run",
                "pytest_runtest_setup", "pytest_runtest_makereport", "pytest_runtest_protocol",
                "pytest_sessionfinish", "pytest_unconfigure", "pytest_xdist_make_scheduler",
                "_configures_bpfvm", "pytest_xdist_node_collection_finished", "_in_guest",

@@ -36,20 +36,24 @@ def module_roots(modules: Iterable[object]) -> dict[Path, list[Path]]:
 
     A module's root is the directory its dotted name is relative to (the
     sys.path entry it was found under, or an editable install's source
-    tree). Roots inside other roots are folded into the outer one, since
+    tree; for a package installed from a directory of another name, the
+    directory holding that one). Roots inside other roots are folded into the outer one, since
     overlays cannot be stacked arbitrarily deep.
     """
-    found: dict[Path, set[Path]] = {}
+    by_name: dict[str, Path] = {}
     for module in modules:
         name = getattr(module, "__name__", "")
         path = getattr(module, "__file__", None)
-        if not name or not path or not os.path.isfile(path):
-            continue
-        f = Path(os.path.abspath(path))
+        if name and path and os.path.isfile(path):
+            by_name[name] = Path(os.path.abspath(path))
+    found: dict[Path, set[Path]] = {}
+    for name, f in by_name.items():
         parts = name.split(".")
         package_dirs = parts if f.stem == "__init__" else parts[:-1]
-        if list(f.parent.parts[len(f.parent.parts) - len(package_dirs):]) != package_dirs:
+        dirs = list(f.parent.parts[len(f.parent.parts) - len(package_dirs):])
+        if dirs != package_dirs and not _in_mapped_package(f, package_dirs, dirs, by_name):
             continue  # an alias such as collections.abc: its file is elsewhere
+        path = str(f)
         root = f.parents[len(package_dirs)]
         files = found.setdefault(root, set())
         files.add(f)
@@ -62,6 +66,15 @@ def module_roots(modules: Iterable[object]) -> dict[Path, list[Path]]:
         outer = next((g for g in groups if g in root.parents), root)
         groups.setdefault(outer, []).extend(sorted(found[root]))
     return groups
+
+
+def _in_mapped_package(f: Path, package_dirs: list[str], dirs: list[str],
+                       files: dict[str, Path]) -> bool:
+    """Whether f belongs to a top-level package installed from a directory of
+    another name (bpfvm from harness/ in an editable install)."""
+    top = files.get(package_dirs[0]) if package_dirs else None
+    return (top is not None and top.name == "__init__.py" and dirs[1:] == package_dirs[1:]
+            and f.parents[len(package_dirs) - 1] == top.parent)
 
 
 def build(groups: dict[Path, list[Path]]) -> tuple[Path, list[Path]]:

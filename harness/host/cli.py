@@ -51,16 +51,21 @@ def _cached_label(entry_dir: Path, detail: str) -> str:
 
 def cmd_built(args: argparse.Namespace) -> int:
     """Print the cached, ready-to-boot builds of a flavour as one --kernel value."""
-    flavours = catalog.load_flavours()
-    if args.flavour not in flavours:
-        raise catalog.UnknownName(f"unknown flavour {args.flavour!r}; the catalog has "
-                                   f"{', '.join(flavours)}")
+    flavour = _flavour(args.flavour)
     runnable = args.arch == host_arch() or rootfs.cached(args.arch) is not None
     lines = dict.fromkeys(e.name for e in catalog.load() if e.arch == args.arch)
     names = [f"{line}-{args.flavour}" for line in lines
-             if runnable and builds.cached(line, flavours[args.flavour], args.arch)]
+             if runnable and builds.cached(line, flavour, args.arch)]
     print(",".join(names))
     return 0
+
+
+def _flavour(name: str) -> catalog.Flavour:
+    flavours = catalog.load_flavours()
+    if name not in flavours:
+        raise catalog.UnknownName(f"unknown flavour {name!r}; the catalog has "
+                                  f"{', '.join(sorted(flavours)) or 'none'}")
+    return flavours[name]
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -73,11 +78,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    flavours = catalog.load_flavours()
-    if args.flavour not in flavours:
-        raise catalog.UnknownName(f"unknown flavour {args.flavour!r}; the catalog has "
-                                   f"{', '.join(sorted(flavours)) or 'none'}")
-    flavour = flavours[args.flavour]
+    flavour = _flavour(args.flavour)
     say = lambda line: print(line, flush=True)  # noqa: E731
     if args.tree:
         builds.build_tree(Path(args.tree), flavour, args.arch, progress=say)

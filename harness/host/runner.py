@@ -10,7 +10,8 @@ from typing import Any, Optional
 import pytest
 
 from .. import kconfig, requirements
-from ..items import marks_of, target_of
+from ..items import marks_of
+from ..plugin import target_of
 from ..target import Target, host_arch
 from . import (accel, bpfbuild, bundle, cache, catalog, compat, dispatch, resolve, rootfs,
                schedule, tools)
@@ -99,6 +100,9 @@ class HostRun:
         except (CatalogError, FetchError, MirrorError, BuildError, SourceError,
                 RootfsError, tools.ToolMissing) as e:
             raise pytest.UsageError(str(e)) from None
+        except OSError as e:  # the cache directory cannot be made or written
+            raise pytest.UsageError(f"{e.filename or cache.cache_dir()}: {e.strerror}; set "
+                                    "BPFVM_CACHE to a writable directory") from None
         if any(t.kind == "host" for t in self.targets.values()):
             from ..guest import system  # --kernel host: this machine is the guest
 
