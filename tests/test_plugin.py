@@ -103,3 +103,15 @@ def test_deselected_vm_tests_fetch_nothing(pytester, tmp_path, monkeypatch):
     result = pytester.runpytest("--kernel=5.10", "-k", "plain")
     result.assert_outcomes(passed=1, deselected=1)
     assert not cache.exists()
+
+
+@pytest.mark.fault("a cache directory that cannot be made")
+def test_unusable_cache_is_one_line(pytester, monkeypatch, fault_outcome):
+    monkeypatch.setenv("BPFVM_CACHE", "/proc/bpfvm-cache")
+    pytester.makepyfile(test_f="import pytest\n@pytest.mark.vm\ndef test_x(): pass\n")
+    result = pytester.runpytest("--kernel=6.12", "--accel=tcg")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR: ")]
+    assert errors == ["ERROR: /proc/bpfvm-cache: No such file or directory; the cache is "
+                      "/proc/bpfvm-cache: set BPFVM_CACHE to a writable directory"]
+    fault_outcome(errors[0])

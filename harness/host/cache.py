@@ -33,6 +33,17 @@ def out_of_space(error: Union[BaseException, str]) -> bool:
     return getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text
 
 
+def os_error_line(error: OSError) -> str:
+    """The one line for a file operation that failed, with the fix when the
+    cache directory is where it failed."""
+    where = str(error.filename or "")
+    line = f"{where or 'bpfvm'}: {error.strerror or error}"
+    cdir = str(cache_dir())
+    if not where or where == cdir or where.startswith(cdir + os.sep) or cdir.startswith(where):
+        line += f"; the cache is {cdir}: set BPFVM_CACHE to a writable directory"
+    return line
+
+
 def no_space(where: Path) -> str:
     """The one line for a full disk under the cache."""
     free = shutil.disk_usage(where).free // (1 << 20) if where.exists() else 0

@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"bpfvm: {cache.os_error_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -100,9 +100,8 @@ class HostRun:
         except (CatalogError, FetchError, MirrorError, BuildError, SourceError,
                 RootfsError, tools.ToolMissing) as e:
             raise pytest.UsageError(str(e)) from None
-        except OSError as e:  # the cache directory cannot be made or written
-            raise pytest.UsageError(f"{e.filename or cache.cache_dir()}: {e.strerror}; set "
-                                    "BPFVM_CACHE to a writable directory") from None
+        except OSError as e:
+            raise pytest.UsageError(cache.os_error_line(e)) from None
         if any(t.kind == "host" for t in self.targets.values()):
             from ..guest import system  # --kernel host: this machine is the guest
 
