@@ -12,9 +12,9 @@ from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 
-from bpfvm.host import catalog, resolve  # noqa: E402
+from bpfvm.host.kernels import catalog, resolve  # noqa: E402
 from bpfvm.host.tools import search_path  # noqa: E402
-from bpfvm.host.vm import VmOptions, vng_command  # noqa: E402
+from bpfvm.host.vm.vm import VmOptions, vng_command  # noqa: E402
 from bpfvm.target import Target, host_arch  # noqa: E402
 
 TRIVIAL = "import pytest\npytestmark = pytest.mark.vm\n\n" + "".join(

@@ -8,7 +8,7 @@ turns it off. The hits are `bpfvm kernels build` again (asks the mirror
 whether the source changed) and the lookup pytest does (no mirror).
 Also printed: the build times recorded by the builds in the machine's cache.
 
-Usage: python bench/kbuild.py [--line 6.12] [--flavour test] [--cold] [--hit-only]
+Usage: python bench/kmake.py [--line 6.12] [--flavour test] [--cold] [--hit-only]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from common import HERE
-from bpfvm.host import builds, cache, catalog
+from bpfvm.host.kernels import buildcache, cache, catalog
 from bpfvm.target import host_arch
 
 
@@ -38,7 +38,7 @@ def bpfvm_build(line: str, flavour: str, env: dict) -> float:
 def lookup(line: str, flavour: str) -> float:
     fl = catalog.load_flavours()[flavour]
     started = time.monotonic()
-    found = builds.cached(line, fl, host_arch())
+    found = buildcache.cached(line, fl, host_arch())
     elapsed = time.monotonic() - started
     if found is None:
         sys.exit(f"bench: {line}-{flavour} is not in {cache.kernels_dir()} after building it")

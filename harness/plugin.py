@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import pytest
 
 if TYPE_CHECKING:
-    from .host.runner import HostRun
+    from .host.run.runner import HostRun
     from .target import Target
 
 # Installed, this module is imported by every pytest run in the environment:
@@ -90,15 +90,15 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
     if existing is not None:
         return existing
     if run is None:
-        from .host.runner import HostRun
+        from .host.run.runner import HostRun
 
         run = HostRun(config)
         run.parse_targets()
     config.stash[RUN_KEY] = run
     atexit.register(run.kill_all)
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
-        from .host.compat import CompatReport
-        from .host.verdicts import VerifierReport
+        from .host.report.compat import CompatReport
+        from .host.report.verdicts import VerifierReport
 
         config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
         config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
@@ -343,7 +343,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
         run.decide_requirements(item.session.items)
     if not target.in_vm:
         return None
-    from .host.runner import SKIP_ON_HOST
+    from .host.run.runner import SKIP_ON_HOST
 
     if item.stash.get(SKIP_ON_HOST, False):
         return None
@@ -396,7 +396,7 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
     if run is None:
         if _in_guest() or not _may_have_vm_tests(config, ids):
             return
-        from .host.runner import HostRun
+        from .host.run.runner import HostRun
 
         candidate = HostRun(config)
         try:
@@ -415,7 +415,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     others keep xdist's own scheduling."""
     if config.getoption("dist") != "load" or not _configures_bpfvm(config):
         return None
-    from .host.schedule import KernelScheduling
+    from .host.run.schedule import KernelScheduling
 
     def kernel_ids() -> list[str]:
         run = _host_run(config)

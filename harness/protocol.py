@@ -18,6 +18,24 @@ BEGIN = "bpfvm-begin"
 END = "bpfvm-end"
 
 
+class Op:
+    """What the host asks, in a message's "op" field."""
+    HELLO = "hello"  # start; the worker answers Ev.READY (or Ev.ERROR)
+    RUN = "run"      # run one node id ("nodeid", "next", "seq")
+    REPLY = "reply"  # the answer to an Ev.CALL
+    EXIT = "exit"    # tear down and leave
+
+
+class Ev:
+    """What the guest says, in a message's "ev" field."""
+    READY = "ready"      # the worker is up: "release", "boot_id", "collected", "errors"
+    ERROR = "error"      # the worker could not start: "error"
+    REPORT = "report"    # one serialized test report: "data"
+    CALL = "call"        # a test needs the host (a BPF build); answered by Op.REPLY
+    MISSING = "missing"  # the node id was not collected in the guest: "errors"
+    DONE = "done"        # the item's runtest protocol finished: "seq"
+
+
 def boundary(kind: str, seq: int) -> str:
     """The console line that marks where test number seq begins or ends."""
     return f"{kind} {seq}"

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import re
 from typing import Optional
 
-ARCHES = ("x86_64", "arm64")
-DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+from .arches import NAMES as ARCHES
+from .arches import host_arch
 
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
+__all__ = ["ARCHES", "Target", "host_arch", "kernel_order", "parse_version"]
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -76,3 +72,11 @@ class Target:
     @classmethod
     def from_json(cls, text: str) -> "Target":
         return cls(**json.loads(text))
+
+
+def kernel_order(kernel_id: str) -> tuple:
+    """Sort key for kernel ids: numbered lines by version, then 'latest', 'host', paths."""
+    try:
+        return (0, parse_version(kernel_id.split("-")[0]), kernel_id)
+    except ValueError:
+        return (1, (0, 0, 0), kernel_id)

@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from . import properties as P
 from . import vlog
 from .guest.bpf import insns as asm
 from .guest.bpf.verifier import LOG_STATS, Source, Verdict, load_insns, load_source, verify
@@ -111,7 +112,7 @@ class Checker:
         verdict = verify(source, program, **options)
         label = verdict.program if isinstance(source, list) else \
             f"{Path(str(source)).stem}:{verdict.program}"
-        self._record("bpfvm_verdict", {"program": label, "kernel": self.kernel_id,
+        self._record(P.VERDICT, {"program": label, "kernel": self.kernel_id,
                                        "accepted": verdict.accepted, "message": verdict.message})
         return verdict
 
@@ -132,9 +133,9 @@ class Checker:
         """The stored text (None if there is none); records use, and the update."""
         __tracebackhide__ = True
         path = self.golden_dir / filename
-        self._record("bpfvm_golden_used", str(path))
+        self._record(P.GOLDEN_USED, str(path))
         if self.update:
-            self._record("bpfvm_golden", {"path": str(path), "text": text})
+            self._record(P.GOLDEN, {"path": str(path), "text": text})
             return None
         if not path.exists():
             raise AssertionError(f"no golden file {path}: run with --update-golden to create it")
@@ -172,5 +173,5 @@ class Checker:
             raise AssertionError(f"{name!r} on {self.kernel_id}: {now} processed insns, golden "
                                  f"{was} ({change:+.1%}, tolerance {tolerance:.0%})")
         if now < was:
-            self._record("bpfvm_note", f"{name} on {self.kernel_id}: processed insns fell "
+            self._record(P.NOTE, f"{name} on {self.kernel_id}: processed insns fell "
                                        f"{was} -> {now} ({change:+.1%}); --update-golden to keep")

@@ -277,11 +277,11 @@ def built(request: pytest.FixtureRequest):
     Kernel builds take many minutes, so a test that needs one skips unless
     the cache holds it already or the run selected `-m build` (then it builds).
     """
-    from bpfvm.host import builds, catalog
+    from bpfvm.host.kernels import buildcache, catalog
 
     def get(line: str, flavour: str = "test", arch: str = "x86_64") -> Path:
         fl = catalog.load_flavours()[flavour]
-        found = builds.cached(line, fl, arch)
+        found = buildcache.cached(line, fl, arch)
         if found:
             return found
         if not _build_selected(request.config):
@@ -289,7 +289,7 @@ def built(request: pytest.FixtureRequest):
                         f"run: pytest tests -m build (or bpfvm kernels build {line} "
                         f"--flavour {flavour} --arch {arch})")
         entry = catalog.lookup(catalog.load(), line, arch)
-        return builds.build(entry, fl, progress=lambda _: None, refresh=False)
+        return buildcache.build(entry, fl, progress=lambda _: None, refresh=False)
 
     return get
 
@@ -297,7 +297,7 @@ def built(request: pytest.FixtureRequest):
 @pytest.fixture
 def foreign_root(request: pytest.FixtureRequest):
     """The arm64 guest root, under the same rule as `built`."""
-    from bpfvm.host import rootfs
+    from bpfvm.host.vm import rootfs
 
     def get(arch: str = "arm64") -> Path:
         found = rootfs.cached(arch)

@@ -1,6 +1,6 @@
 import pytest
 
-from bpfvm.host import accel
+from bpfvm.host.vm import accel
 
 
 def probe_says(works, calls):

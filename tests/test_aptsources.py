@@ -1,7 +1,7 @@
 import pytest
 
-from bpfvm.host import aptsources
-from bpfvm.host.aptsources import Source
+from bpfvm.host.kernels import aptsources
+from bpfvm.host.kernels.aptsources import Source
 
 MIRROR = "http://mirror.invalid/archive"
 

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from bpfvm.host import bundle
+from bpfvm.host.vm import bundle
 
 
 def fake_module(name, path):

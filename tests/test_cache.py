@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfvm.host import cache, fetch
+from bpfvm.host.kernels import cache, fetch
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def bpfvm_fetch(cache_dir: Path, *, timeout: float = 900) -> subprocess.Complete
 
 
 def entry_problem(cache_dir: Path, monkeypatch) -> object:
-    from bpfvm.host import cache
+    from bpfvm.host.kernels import cache
 
     monkeypatch.setenv("BPFVM_CACHE", str(cache_dir))
     entry = cache.kernels_dir() / "6.12-x86_64"
@@ -89,7 +89,7 @@ def _cmdline(pid: str) -> str:
 
 @pytest.mark.fault("corrupt cached image (a flipped byte in vmlinuz)")
 def test_damaged_cached_image_is_fetched_again(tmp_path, monkeypatch, fault_outcome):
-    from bpfvm.host import cache
+    from bpfvm.host.kernels import cache
 
     source = cache.kernels_dir() / "6.12-x86_64"  # the real cache (BPFVM_CACHE not set yet)
     entry = tmp_path / "kernels" / "6.12-x86_64"

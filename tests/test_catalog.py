@@ -1,6 +1,6 @@
 import pytest
 
-from bpfvm.host import catalog
+from bpfvm.host.kernels import catalog
 
 
 def test_repo_catalog_has_every_line_for_both_arches():

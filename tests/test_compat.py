@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bpfvm.host import compat
-from bpfvm.host.compat import Matrix
+from bpfvm.host.report import compat
+from bpfvm.host.report.compat import Matrix
 
 pytest_plugins = ["pytester"]
 

@@ -1,4 +1,4 @@
-from bpfvm.host import console
+from bpfvm.host.vm import console
 from bpfvm.protocol import BEGIN, END, boundary
 
 PANIC = """[   12.1] sysrq: Trigger a crash

@@ -1,6 +1,6 @@
 from pytest import TestReport
 
-from bpfvm.host import dispatch
+from bpfvm.host.run import dispatch
 
 
 class Item:

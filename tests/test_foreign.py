@@ -1,7 +1,7 @@
 """How a foreign-arch guest is started: its root, shares and command line (host-side logic)."""
 from pathlib import Path
 
-from bpfvm.host.vm import ForeignRoot, VmOptions, vng_command
+from bpfvm.host.vm.vm import ForeignRoot, VmOptions, vng_command
 from bpfvm.target import Target
 
 

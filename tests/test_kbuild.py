@@ -1,7 +1,8 @@
 """Kernel builds, host-side logic: fragments, the dropped-option check, keys, make variables."""
 import pytest
 
-from bpfvm.host import builds, catalog, fragments, kbuild, resolve, rootfs
+from bpfvm.host.kernels import buildcache, catalog, fragments, kmake, resolve
+from bpfvm.host.vm import rootfs
 
 
 def frag(tmp_path, name, text):
@@ -87,23 +88,23 @@ def test_repository_fragments_parse_and_every_flavour_has_its_files():
     assert flavours["test"].fragments == ("base", "bpf", "netdevsim", "error-injection")
     for flavour in flavours.values():
         for arch in ("x86_64", "arm64"):
-            merged = builds.merged_options(flavour, arch)
+            merged = buildcache.merged_options(flavour, arch)
             assert merged["CONFIG_BPF_SYSCALL"].value == "y"
-    test = builds.merged_options(flavours["test"], "arm64")
+    test = buildcache.merged_options(flavours["test"], "arm64")
     assert {"CONFIG_NETDEVSIM", "CONFIG_BPF_KPROBE_OVERRIDE", "CONFIG_SERIAL_AMBA_PL011"} <= set(test)
 
 
 def test_make_variables_cross_compile_only_for_a_foreign_arch():
-    assert kbuild.make_vars("x86_64", host="x86_64") == ["ARCH=x86_64"]
-    assert kbuild.make_vars("arm64", host="x86_64") == [
+    assert kmake.make_vars("x86_64", host="x86_64") == ["ARCH=x86_64"]
+    assert kmake.make_vars("arm64", host="x86_64") == [
         "ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"]
-    assert kbuild.make_vars("arm64", host="arm64") == ["ARCH=arm64"]
-    assert kbuild.make_vars("x86_64", host="arm64", ccache="/usr/bin/ccache") == [
+    assert kmake.make_vars("arm64", host="arm64") == ["ARCH=arm64"]
+    assert kmake.make_vars("x86_64", host="arm64", ccache="/usr/bin/ccache") == [
         "ARCH=x86_64", "CROSS_COMPILE=x86_64-linux-gnu-", "CC=/usr/bin/ccache x86_64-linux-gnu-gcc"]
 
 
 def test_make_commands_build_out_of_tree_with_the_arch_variables(tmp_path):
-    make = kbuild.Make(tmp_path / "src", tmp_path / "out", "arm64", tmp_path / "log")
+    make = kmake.Make(tmp_path / "src", tmp_path / "out", "arm64", tmp_path / "log")
     cmd = make.command("Image", "modules", jobs=2)
     assert cmd[:4] == ["make", "-C", str(tmp_path / "src"), f"O={tmp_path / 'out'}"]
     assert "-j2" in cmd and "ARCH=arm64" in cmd and cmd[-2:] == ["Image", "modules"]
@@ -117,39 +118,39 @@ def test_build_key_follows_source_config_arch_and_compiler(tmp_path):
     frag(tmp_path, "g", "CONFIG_A=y\nCONFIG_B=y\n")
     f = fragments.merge(fragments.load(["f"], tmp_path))
     g = fragments.merge(fragments.load(["g"], tmp_path))
-    base = kbuild.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "x86_64", "gcc 12")
-    assert base == kbuild.build_key("debian trixie linux-source-6.12 6.12.1-1", dict(f),
+    base = kmake.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "x86_64", "gcc 12")
+    assert base == kmake.build_key("debian trixie linux-source-6.12 6.12.1-1", dict(f),
                                     "x86_64", "gcc 12")
     others = {
-        kbuild.build_key("debian trixie linux-source-6.12 6.12.2-1", f, "x86_64", "gcc 12"),
-        kbuild.build_key("debian trixie linux-source-6.12 6.12.1-1", g, "x86_64", "gcc 12"),
-        kbuild.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "arm64", "gcc 12"),
-        kbuild.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "x86_64", "gcc 14"),
+        kmake.build_key("debian trixie linux-source-6.12 6.12.2-1", f, "x86_64", "gcc 12"),
+        kmake.build_key("debian trixie linux-source-6.12 6.12.1-1", g, "x86_64", "gcc 12"),
+        kmake.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "arm64", "gcc 12"),
+        kmake.build_key("debian trixie linux-source-6.12 6.12.1-1", f, "x86_64", "gcc 14"),
     }
     assert base not in others and len(others) == 4
 
 
 def test_a_missing_cross_compiler_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(kbuild.shutil, "which", lambda name, **kw: None)
-    monkeypatch.setattr(kbuild, "host_arch", lambda: "x86_64")
-    with pytest.raises(kbuild.BuildError, match="aarch64-linux-gnu-gcc is not installed.*"
+    monkeypatch.setattr(kmake.shutil, "which", lambda name, **kw: None)
+    monkeypatch.setattr(kmake, "host_arch", lambda: "x86_64")
+    with pytest.raises(kmake.KernelBuildError, match="aarch64-linux-gnu-gcc is not installed.*"
                                                  "run bpfvm setup --build"):
-        kbuild.compiler("arm64")
+        kmake.compiler("arm64")
 
 
 def test_a_failing_make_names_the_error_and_the_log(tmp_path):
     (tmp_path / "Makefile").write_text("all:\n\t@echo '  CC      a.o'\n"
                                        "\t@echo 'a.c:1: error: boom' >&2; exit 1\n")
-    make = kbuild.Make(tmp_path, tmp_path / "out", "x86_64", tmp_path / "build.log")
+    make = kmake.Make(tmp_path, tmp_path / "out", "x86_64", tmp_path / "build.log")
     steps = []
-    with pytest.raises(kbuild.BuildError, match=r"(?s)a.c:1: error: boom.*full log: .*build.log"):
+    with pytest.raises(kmake.KernelBuildError, match=r"(?s)a.c:1: error: boom.*full log: .*build.log"):
         make.run("all", on_step=lambda kind, path: steps.append((kind, path)))
     assert steps == [("CC", "a.o")]
     assert "error: boom" in (tmp_path / "build.log").read_text()
 
 
 def test_progress_line_shows_time_steps_and_share_of_the_last_build():
-    counter = kbuild.StepCounter("6.12-test-x86_64", expected=200)
+    counter = kmake.StepCounter("6.12-test-x86_64", expected=200)
     for _ in range(50):
         counter("CC", "x.o")
     assert "50 steps (~25%)" in counter.line()
@@ -185,7 +186,7 @@ def test_rootfs_recipe_pins_the_hosts_python_packages():
 
 
 def test_tree_builds_reject_a_directory_that_is_no_kernel_tree(tmp_path):
-    from bpfvm.host import ksource
+    from bpfvm.host.kernels import ksource
     with pytest.raises(ksource.SourceError, match="is not a kernel source tree"):
         ksource.tree_version(tmp_path)
 

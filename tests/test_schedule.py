@@ -1,4 +1,4 @@
-from bpfvm.host.schedule import kernel_of, scope_of
+from bpfvm.host.run.schedule import kernel_of, scope_of
 from bpfvm.target import Target, host_arch
 
 IDS = ["6.1", "6.12", "6.12-arm64"]
@@ -19,7 +19,7 @@ def test_scope_groups_by_kernel_unless_workers_are_spare():
 
 
 def test_ids_carry_a_foreign_arch_only():
-    from bpfvm.host import catalog, resolve
+    from bpfvm.host.kernels import catalog, resolve
     foreign = "arm64" if host_arch() == "x86_64" else "x86_64"
     entries, flavours = catalog.load(), catalog.load_flavours()
     assert resolve.parse("6.12", host_arch(), entries).id == "6.12"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bpfvm import vlog
-from bpfvm.host import cli, verifier_stats
+from bpfvm.host import cli
+from bpfvm.host.report import verifier_stats
 
 REJECTED = """\
 0: (b7) r0 = 0

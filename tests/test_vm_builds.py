@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bpfvm.host import cache
+from bpfvm.host.kernels import cache
 from bpfvm.target import host_arch
 
 pytestmark = [pytest.mark.slow, pytest.mark.build]

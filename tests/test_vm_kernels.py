@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import VM_KERNEL
-from bpfvm.host import catalog, resolve
+from bpfvm.host.kernels import catalog, resolve
 from bpfvm.target import host_arch
 
 pytestmark = pytest.mark.slow

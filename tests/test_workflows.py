@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bpfvm.host import catalog
+from bpfvm.host.kernels import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -41,7 +41,7 @@ def test_cells_run_the_scripts_that_exist():
 
 
 def test_merge_script_puts_one_table_in_the_summary(tmp_path):
-    from bpfvm.host.compat import Matrix
+    from bpfvm.host.report.compat import Matrix
 
     for column, name, arch in (("6.1-x86_64", "6.1", "x86_64"), ("6.1-arm64", "6.1", "arm64")):
         cell = Matrix()

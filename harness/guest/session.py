@@ -12,6 +12,7 @@ from typing import Any, Optional
 import pytest
 
 from .. import protocol
+from ..protocol import Ev, Op
 from . import objects, system
 
 
@@ -31,9 +32,9 @@ class Link:
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         """Ask the host something in the middle of a test; its reply comes next."""
-        self.send({"ev": "call", **request})
+        self.send({"ev": Ev.CALL, **request})
         reply = self.receive()
-        if reply.get("op") != "reply":
+        if reply.get("op") != Op.REPLY:
             raise protocol.ChannelClosed(f"expected the host's reply, got {reply.get('op')!r}")
         return reply
 
@@ -58,23 +59,23 @@ class GuestSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.link.send({"ev": "report", "data": data})
+        self.link.send({"ev": Ev.REPORT, "data": data})
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         items = {item.nodeid: item for item in session.items}
-        self.link.send({"ev": "ready", "release": os.uname().release,
+        self.link.send({"ev": Ev.READY, "release": os.uname().release,
                         "boot_id": system.boot_id(), "collected": len(items),
                         "errors": self.collect_errors})
         while True:
             message = self.link.receive()
-            if message["op"] == "exit":
+            if message["op"] == Op.EXIT:
                 return True
-            if message["op"] != "run":
+            if message["op"] != Op.RUN:
                 continue
             item = items.get(message["nodeid"])
             if item is None:
-                self.link.send({"ev": "missing", "nodeid": message["nodeid"],
+                self.link.send({"ev": Ev.MISSING, "nodeid": message["nodeid"],
                                 "errors": self.collect_errors})
                 continue
             seq = message["seq"]
@@ -82,4 +83,4 @@ class GuestSession:
             item.config.hook.pytest_runtest_protocol(
                 item=item, nextitem=items.get(message.get("next")))
             system.kmsg(protocol.boundary(protocol.END, seq))
-            self.link.send({"ev": "done", "seq": seq})
+            self.link.send({"ev": Ev.DONE, "seq": seq})

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .. import protocol
+from ..protocol import Ev, Op
 from . import session, system
 
 
@@ -44,12 +45,12 @@ def main(argv: list[str]) -> int:
     fd = os.open(find_port(protocol.PORT_NAME), os.O_RDWR)
     link = session.Link(fd)
     hello = link.receive()
-    if hello.get("op") != "hello":
+    if hello.get("op") != Op.HELLO:
         raise RuntimeError(f"unexpected first message {hello}")
     try:
         system.prepare()
     except Exception as e:  # report any setup failure to the host, then stop
-        link.send({"ev": "error", "error": f"guest setup failed: {e}"})
+        link.send({"ev": Ev.ERROR, "error": f"guest setup failed: {e}"})
         return 1
     os.environ.update(spec["env"])
     os.chdir(spec["rootdir"])

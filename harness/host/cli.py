@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 from .. import __version__
+from ..arches import ARCH
 from ..target import ARCHES, host_arch
-from . import (accel, aptsources, builds, cache, catalog, compat, fetch, fragments, ksource,
-               resolve, rootfs, sysdeps, tools, verifier_stats)
-from .aptsources import MirrorError
+from . import sysdeps, tools
+from .kernels import aptsources, buildcache, cache, catalog, fetch, fragments, ksource, resolve
+from .kernels.aptsources import MirrorError
+from .report import compat, verifier_stats
+from .vm import accel, rootfs
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -26,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                      _cached_label(cache.kernels_dir() / e.key, "debian_version")))
     for flavour in catalog.load_flavours().values():
         for e in entries:
-            entry_dir = cache.kernels_dir() / builds.entry_key(e.name, flavour.name, e.arch)
+            entry_dir = cache.kernels_dir() / buildcache.entry_key(e.name, flavour.name, e.arch)
             rows.append((f"{e.name}-{flavour.name}", e.arch,
                          f"built: linux-source of {e.suite} + {'+'.join(flavour.fragments)}",
                          _cached_label(entry_dir, "build_seconds")))
@@ -55,7 +58,7 @@ def cmd_built(args: argparse.Namespace) -> int:
     runnable = args.arch == host_arch() or rootfs.cached(args.arch) is not None
     lines = dict.fromkeys(e.name for e in catalog.load() if e.arch == args.arch)
     names = [f"{line}-{args.flavour}" for line in lines
-             if runnable and builds.cached(line, flavour, args.arch)]
+             if runnable and buildcache.cached(line, flavour, args.arch)]
     print(",".join(names))
     return 0
 
@@ -81,12 +84,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     flavour = _flavour(args.flavour)
     say = lambda line: print(line, flush=True)  # noqa: E731
     if args.tree:
-        builds.build_tree(Path(args.tree), flavour, args.arch, progress=say)
+        buildcache.build_tree(Path(args.tree), flavour, args.arch, progress=say)
         return 0
     if not args.line:
         raise catalog.UnknownName("name a kernel line to build (e.g. 6.12) or --tree PATH")
     entry = catalog.lookup(catalog.load(), args.line, args.arch)
-    builds.build(entry, flavour, progress=say)
+    buildcache.build(entry, flavour, progress=say)
     return 0
 
 
@@ -132,7 +135,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         qemu = tools.QEMU[other]
         check(qemu, tool(qemu), f"{tools.install_hint(qemu)} (for --arch {other})", warn=True)
         check("debootstrap", tool("debootstrap"), f"bpfvm setup (for the {other} root)", warn=True)
-        user = f"{rootfs.QEMU_USER[other]}-static"
+        user = f"{ARCH[other].qemu_user}-static"
         check(user, tool(user), f"bpfvm setup (for the {other} root)", warn=True)
     check("kvm", _check_kvm, "tests fall back to TCG (slower)", warn=True)
     return 0 if all(results) else 1
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     except (catalog.UnknownName, resolve.ResolveError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)  # the arguments name nothing: a usage error
         return 2
-    except (catalog.CatalogError, fetch.FetchError, MirrorError, builds.BuildError,
+    except (catalog.CatalogError, fetch.FetchError, MirrorError, buildcache.KernelBuildError,
             ksource.SourceError, fragments.FragmentError, rootfs.RootfsError,
             verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)

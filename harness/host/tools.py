@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+from ..arches import ARCH
+
+QEMU = {name: arch.qemu for name, arch in ARCH.items()}
 _INSTALL = {
     "vng": "pip install virtme-ng",
     "qemu-system-x86_64": "bpfvm setup (qemu-system-x86)",

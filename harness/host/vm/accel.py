@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..target import Target, host_arch
-from . import console, tools
+from ...target import Target, host_arch
+from .. import tools
+from . import console
 from . import vm as vmmod
 
 PROBE_TIMEOUT = 60.0

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .. import protocol
-from ..protocol import PORT_NAME
-from ..target import Target
-from . import console, tools
+from ... import protocol
+from ...arches import ARCH
+from ...protocol import PORT_NAME, Ev, Op
+from ...target import Target
+from .. import tools
+from . import console
 
-_VIRTIO_SERIAL = {"x86_64": "virtio-serial-pci", "arm64": "virtio-serial-device"}
 
 
 class VmError(RuntimeError):
@@ -103,7 +104,7 @@ def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
         raise VmError(str(e)) from None
     kernel = target.kdir or target.vmlinuz
     qemu_opts = (f"-chardev socket,id=bpfvm,path={sock},server=on,wait=off "
-                 f"-device {_VIRTIO_SERIAL[target.arch]},id=bpfvmser "
+                 f"-device {ARCH[target.arch].virtio_serial},id=bpfvmser "
                  f"-device virtserialport,bus=bpfvmser.0,name={PORT_NAME},chardev=bpfvm")
     # --force-9p: virtme-ng would otherwise try virtiofsd first, and where only
     # QEMU's old C virtiofsd is installed that costs seconds before falling back.
@@ -117,7 +118,7 @@ def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
     if opts.accel != "kvm":
         cmd.append("--disable-kvm")
     if target.arch != "x86_64":
-        cmd += ["--arch", "arm64" if target.arch == "arm64" else target.arch]
+        cmd += ["--arch", target.arch]
     return cmd + list(extra) + ["--exec", command]
 
 
@@ -173,7 +174,7 @@ class Vm:
         env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bpfvm.host.leash", str(leash_r), str(self.rundir),
+            [sys.executable, "-m", "bpfvm.host.vm.leash", str(leash_r), str(self.rundir),
              str(self.log_path), "--", *cmd],
             stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True, env=env,
             cwd=self.guest_spec["rootdir"])
@@ -181,12 +182,12 @@ class Vm:
         deadline = started + self.opts.boot_timeout
         try:
             self._connect(sock_path, deadline)
-            self.send({"op": "hello"})
+            self.send({"op": Op.HELLO})
             self.ready = self.receive(deadline, what="boot")
         except VmError:
             self.kill()
             raise
-        if self.ready.get("ev") != "ready":
+        if self.ready.get("ev") != Ev.READY:
             self.kill()
             raise VmError(f"guest worker on {self.target.id} failed to start: "
                           f"{self.ready.get('error', self.ready)} (console log: {self.log_path})")
@@ -213,7 +214,7 @@ class Vm:
             return
         try:
             if self.proc.poll() is None and self.sock is not None:
-                self.send({"op": "exit"})
+                self.send({"op": Op.EXIT})
                 self.proc.wait(timeout)
         except (OSError, VmError, subprocess.TimeoutExpired):
             pass

@@ -17,26 +17,21 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..target import host_arch
+from ...arches import ARCH, host_arch
+from ..progress import Progress
 from . import fragments
 
-Progress = Callable[[str], None]
-
-KERNEL_ARCH = {"x86_64": "x86_64", "arm64": "arm64"}
-CROSS_PREFIX = {"x86_64": "x86_64-linux-gnu-", "arm64": "aarch64-linux-gnu-"}
-IMAGE = {"x86_64": ("bzImage", "arch/x86/boot/bzImage"),
-         "arm64": ("Image", "arch/arm64/boot/Image")}
 RECIPE = "1"  # bump when the steps below change what a build produces
 _STEP = re.compile(r"^\s{2}([A-Z][A-Z0-9_]{1,8})\s+(\S+)")
 
 
-class BuildError(RuntimeError):
+class KernelBuildError(RuntimeError):
     pass
 
 
 def cross_prefix(arch: str, host: Optional[str] = None) -> str:
     """CROSS_COMPILE for building arch on host ('' when native)."""
-    return "" if arch == (host or host_arch()) else CROSS_PREFIX[arch]
+    return "" if arch == (host or host_arch()) else f"{ARCH[arch].triplet}-"
 
 
 def make_vars(arch: str, host: Optional[str] = None,
@@ -47,7 +42,7 @@ def make_vars(arch: str, host: Optional[str] = None,
     silently builds for the host or fails deep into the build.
     """
     prefix = cross_prefix(arch, host)
-    out = [f"ARCH={KERNEL_ARCH[arch]}"]
+    out = [f"ARCH={ARCH[arch].kernel}"]
     if prefix:
         out.append(f"CROSS_COMPILE={prefix}")
     if ccache:
@@ -59,7 +54,7 @@ def compiler(arch: str) -> str:
     """The first line of the compiler's --version; a clear error when it is missing."""
     gcc = f"{cross_prefix(arch)}gcc"
     if shutil.which(gcc) is None:
-        raise BuildError(f"{gcc} is not installed, needed to build {arch} kernels: "
+        raise KernelBuildError(f"{gcc} is not installed, needed to build {arch} kernels: "
                          "run bpfvm setup --build")
     out = subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout
     return out.splitlines()[0].strip()
@@ -101,7 +96,7 @@ class Make:
 
     def run(self, *targets: str, jobs: int = 1,
             on_step: Optional[Callable[[str, str], None]] = None) -> str:
-        """Run make; its output goes to the log; BuildError names the log on failure."""
+        """Run make; its output goes to the log; KernelBuildError names the log on failure."""
         cmd = self.command(*targets, jobs=jobs)
         with open(self.log, "a") as log:
             log.write(f"\n$ {' '.join(cmd)}\n")
@@ -125,7 +120,7 @@ class Make:
                 raise
         if code != 0:
             errors = [l.rstrip() for l in tail if "error" in l.lower()] or [tail[-1].rstrip()]
-            raise BuildError(f"make {' '.join(targets)} failed for {self.arch}: "
+            raise KernelBuildError(f"make {' '.join(targets)} failed for {self.arch}: "
                              f"{errors[0][-300:]}\nfull log: {self.log}")
         return "".join(tail)
 
@@ -140,12 +135,12 @@ class Make:
         proc = subprocess.run(["make", "-s", "-C", str(self.tree), f"O={self.out}",
                                *self.vars, target], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise BuildError(f"make {target} failed: {proc.stderr.strip()[-300:]}")
+            raise KernelBuildError(f"make {target} failed: {proc.stderr.strip()[-300:]}")
         return proc.stdout.strip().splitlines()[-1]
 
 
 def configure(make: Make, options: dict[str, fragments.Option], localversion: str) -> str:
-    """allnoconfig + fragments + olddefconfig; BuildError naming every dropped option."""
+    """allnoconfig + fragments + olddefconfig; KernelBuildError naming every dropped option."""
     make.run("allnoconfig")
     config = make.out / ".config"
     with open(config, "a") as f:
@@ -157,7 +152,7 @@ def configure(make: Make, options: dict[str, fragments.Option], localversion: st
     if problems:
         kept = make.log.with_suffix(".config")
         shutil.copyfile(config, kept)
-        raise BuildError("the kernel config lost options the fragments ask for:\n  "
+        raise KernelBuildError("the kernel config lost options the fragments ask for:\n  "
                          + "\n  ".join(problems) + f"\nconfig: {kept}")
     return text
 
@@ -213,7 +208,7 @@ class StepCounter:
 
 
 def compile_kernel(make: Make, counter: StepCounter, jobs: Optional[int] = None) -> None:
-    target = IMAGE[make.arch][0]
+    target = ARCH[make.arch].image_name
     try:
         make.run(target, "modules", jobs=jobs or os.cpu_count() or 1, on_step=counter)
     finally:
@@ -227,7 +222,7 @@ def install(make: Make, root: Path) -> tuple[str, Path, Path]:
     boot.mkdir(parents=True, exist_ok=True)
     image = boot / f"vmlinuz-{release}"
     config = boot / f"config-{release}"
-    shutil.copyfile(make.out / IMAGE[make.arch][1], image)
+    shutil.copyfile(make.out / ARCH[make.arch].image, image)
     shutil.copyfile(make.out / ".config", config)
     make.run("modules_install", f"INSTALL_MOD_PATH={root}", "INSTALL_MOD_STRIP=1")
     for link in ("build", "source"):

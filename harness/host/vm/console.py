@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..protocol import BEGIN, END, boundary
+from ...protocol import BEGIN, END, boundary
 
 
 # Lines that mean the kernel itself went wrong, whatever the test asserted.

@@ -19,21 +19,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import cache, headers, tools
+from ...arches import ARCH
+from .. import tools
+from ..kernels import cache, headers
 
 CLANG = "clang"
 BASE_FLAGS = ("-target", "bpf", "-O2", "-g", "-Wall", "-Wno-unused-function")
-TARGET_ARCH = {"x86_64": "x86", "arm64": "arm64"}
 
 
-class BuildError(Exception):
+class CompileError(Exception):
     """A source could not be found or compiled; the message carries clang's output."""
 
 
 @functools.lru_cache(maxsize=None)
 def clang_version() -> str:
     if tools.find(CLANG) is None:
-        raise BuildError(tools.missing(CLANG))
+        raise CompileError(tools.missing(CLANG))
     out = subprocess.run([CLANG, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
@@ -43,14 +44,14 @@ def find_source(name: str, dirs: Sequence[Path]) -> Path:
     if name.endswith(".c") or os.sep in name:
         path = Path(name)
         if not path.is_file():
-            raise BuildError(f"BPF source {name} does not exist")
+            raise CompileError(f"BPF source {name} does not exist")
         return path.resolve()
     for directory in dirs:
         path = Path(directory) / f"{name}.c"
         if path.is_file():
             return path.resolve()
     where = ", ".join(str(d) for d in dirs) or "(no bpf directory configured)"
-    raise BuildError(f"no BPF source {name}.c in {where}; add it there or pass a path to the .c file")
+    raise CompileError(f"no BPF source {name}.c in {where}; add it there or pass a path to the .c file")
 
 
 def include_dirs(source: Path, arch: str) -> list[str]:
@@ -58,14 +59,14 @@ def include_dirs(source: Path, arch: str) -> list[str]:
     try:
         return [str(source.parent), str(headers.include_dir(arch))]
     except (RuntimeError, ValueError) as e:  # FetchError, MirrorError
-        raise BuildError(f"no {arch} kernel headers for {source.name}: {e}") from None
+        raise CompileError(f"no {arch} kernel headers for {source.name}: {e}") from None
 
 
 def command(source: Path, arch: str, cflags: Sequence[str]) -> list[str]:
-    if arch not in TARGET_ARCH:
-        raise BuildError(f"cannot build BPF objects for arch {arch!r}; known: {sorted(TARGET_ARCH)}")
+    if arch not in ARCH:
+        raise CompileError(f"cannot build BPF objects for arch {arch!r}; known: {sorted(ARCH)}")
     includes = [f"-I{d}" for d in include_dirs(source, arch)]
-    return [CLANG, *BASE_FLAGS, f"-D__TARGET_ARCH_{TARGET_ARCH[arch]}", *includes,
+    return [CLANG, *BASE_FLAGS, f"-D__TARGET_ARCH_{ARCH[arch].bpf_target}", *includes,
             *cflags, "-c", str(source)]
 
 
@@ -73,7 +74,7 @@ def dependencies(cmd: list[str]) -> list[str]:
     """Every file the preprocessor reads for cmd, from clang -M."""
     out = subprocess.run(cmd + ["-M"], capture_output=True, text=True)
     if out.returncode != 0:
-        raise BuildError(f"clang failed on {cmd[-1]}:\n{out.stderr.strip()}")
+        raise CompileError(f"clang failed on {cmd[-1]}:\n{out.stderr.strip()}")
     text = out.stdout.replace("\\\n", " ")
     return shlex.split(text.split(":", 1)[1])
 
@@ -104,7 +105,7 @@ def build(source: Path, arch: str, cflags: Sequence[str] = ()) -> Path:
     try:
         result = subprocess.run(cmd + ["-o", tmp], capture_output=True, text=True)
         if result.returncode != 0:
-            raise BuildError(f"clang failed on {source}:\n{result.stderr.strip()}\n"
+            raise CompileError(f"clang failed on {source}:\n{result.stderr.strip()}\n"
                              f"command: {shlex.join(cmd)}")
         os.replace(tmp, out)
     finally:
@@ -118,7 +119,7 @@ def serve(request: dict[str, Any], dirs: Sequence[Path], arch: str) -> dict[str,
     try:
         source = find_source(request["source"], dirs)
         path = build(source, request.get("arch") or arch, request.get("cflags", ()))
-    except BuildError as e:
+    except CompileError as e:
         return {"ok": False, "error": str(e)}
     return {"ok": True, "name": source.stem, "path": str(path),
             "object": base64.b64encode(path.read_bytes()).decode()}
@@ -136,7 +137,7 @@ def prebuild(dirs: Sequence[Path], arches: Iterable[str]) -> list[str]:
     def one(job: tuple[Path, str]) -> str:
         try:
             build(*job)
-        except BuildError as e:
+        except CompileError as e:
             return str(e)
         return ""
 

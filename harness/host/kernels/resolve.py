@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import kconfig
-from ..target import ARCHES, Target, host_arch
-from . import builds, cache, catalog, fetch
+from ... import kconfig
+from ...arches import ARCH
+from ...target import ARCHES, Target, host_arch
+from . import buildcache, cache, catalog, fetch
 
-KERNEL_IMAGE = {"x86_64": "arch/x86/boot/bzImage", "arm64": "arch/arm64/boot/Image"}
 
 
 class ResolveError(ValueError):
@@ -57,7 +57,7 @@ def materialize(target: Target, entries: list[catalog.Entry],
     if target.kind == "built":
         line, flavour = catalog.split_built(target.name, catalog.load_flavours())
         entry = catalog.lookup(entries, line, target.arch)
-        entry_dir = builds.build(entry, flavour, progress=progress, refresh=False)
+        entry_dir = buildcache.build(entry, flavour, progress=progress, refresh=False)
     else:
         entry = catalog.lookup(entries, target.name, target.arch)
         entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
@@ -75,10 +75,10 @@ def from_path(path: Path, arch: str) -> Target:
     if not path.exists():
         raise ResolveError(f"kernel path {path} does not exist")
     if path.is_dir():
-        image = path / KERNEL_IMAGE[arch]
+        image = path / ARCH[arch].image
         if not image.is_file():
             raise ResolveError(f"{path} is not a built kernel tree for {arch}: "
-                               f"{KERNEL_IMAGE[arch]} is missing (run make first)")
+                               f"{ARCH[arch].image} is missing (run make first)")
         release_file = path / "include/config/kernel.release"
         release = release_file.read_text().strip() if release_file.exists() else image_release(image)
         config = path / ".config"

@@ -13,14 +13,13 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from ..target import Target
-from .verifier_stats import kernel_order
+from ... import properties as P
+from ...target import Target, kernel_order
 
 SHORT = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip",
          "xfailed": "xfail", "xpassed": "XPASS"}
 # When phases disagree, the worse one names the cell.
 RANK = {"passed": 0, "xfailed": 1, "skipped": 2, "xpassed": 3, "failed": 4, "error": 5}
-PROPERTY = "bpfvm_kernel_id"
 
 
 class ReportError(ValueError):
@@ -29,9 +28,9 @@ class ReportError(ValueError):
 
 def kernel_properties(target: Target, accel: str) -> list[tuple[str, str]]:
     """What a VM test's report (and so its JUnit record) says about where it ran."""
-    return [("kernel", target.name), ("arch", target.arch),
-            ("kernel_version", target.version), ("kernel_release", target.release),
-            ("accel", accel), (PROPERTY, target.id)]
+    return [(P.KERNEL, target.name), (P.ARCH, target.arch),
+            (P.KERNEL_VERSION, target.version), (P.KERNEL_RELEASE, target.release),
+            (P.ACCEL, accel), (P.KERNEL_ID, target.id)]
 
 
 def column_of(name: str, arch: str) -> str:
@@ -205,12 +204,12 @@ class CompatReport:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         props = dict(report.user_properties)
-        found = phase_outcome(report) if PROPERTY in props else None
+        found = phase_outcome(report) if P.KERNEL_ID in props else None
         if found:
-            meta = {"name": props["kernel"], "arch": props["arch"], "accel": props["accel"],
-                    "version": props["kernel_version"], "release": props["kernel_release"]}
-            self.matrix.add(row_of(report.nodeid, props[PROPERTY]),
-                            column_of(props["kernel"], props["arch"]), *found, meta=meta)
+            meta = {"name": props[P.KERNEL], "arch": props[P.ARCH], "accel": props[P.ACCEL],
+                    "version": props[P.KERNEL_VERSION], "release": props[P.KERNEL_RELEASE]}
+            self.matrix.add(row_of(report.nodeid, props[P.KERNEL_ID]),
+                            column_of(props[P.KERNEL], props[P.ARCH]), *found, meta=meta)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.matrix.cells:

@@ -1,7 +1,6 @@
 """The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -9,37 +8,24 @@ from typing import Any, Optional
 
 import pytest
 
-from .. import kconfig, requirements
-from ..items import marks_of
-from ..plugin import target_of
-from ..target import Target, host_arch
-from . import (accel, bpfbuild, bundle, cache, catalog, compat, dispatch, resolve, rootfs,
-               schedule, tools)
-from .kbuild import BuildError
-from .ksource import SourceError
-from .rootfs import RootfsError
-from .catalog import CatalogError
-from .fetch import FetchError
-from .aptsources import MirrorError
-from .vm import ForeignRoot, Vm, VmError, VmOptions
+from ... import kconfig, requirements
+from ...items import marks_of
+from ...plugin import target_of
+from ...target import Target, host_arch
+from .. import tools
+from ..kernels import cache, catalog, resolve
+from ..kernels.aptsources import MirrorError
+from ..kernels.catalog import CatalogError
+from ..kernels.fetch import FetchError
+from ..kernels.kmake import KernelBuildError
+from ..kernels.ksource import SourceError
+from ..report import compat
+from ..vm import accel, bundle, rootfs
+from ..vm.rootfs import RootfsError
+from ..vm.vm import ForeignRoot, Vm, VmError, VmOptions
+from . import bpfobjects, dispatch, options, schedule
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # bpfvm's own directory (harness/ in a checkout)
-
-# Options that only mean something on the host; everything else in
-# config.option is handed to the guest's pytest (as pytest-xdist does).
-HOST_ONLY_OPTIONS = {
-    "file_or_dir", "numprocesses", "maxprocesses", "dist", "distload", "tx", "rsyncdir",
-    "rsyncignore", "testrunuid", "looponfail", "xmlpath", "junitprefix", "lf",
-    "failedfirst", "last_failed_no_failures", "newfirst", "cacheclear", "cacheshow",
-    "stepwise", "stepwise_skip", "keyword", "markexpr", "deselect", "ignore",
-    "ignore_glob", "collectonly", "exitfirst", "maxfail", "usepdb", "usepdb_cls",
-    "trace", "basetemp", "rootdir", "inifilename", "confcutdir", "plugins", "capture",
-    "continue_on_collection_errors", "override_ini", "help", "version", "debug",
-    "showfixtures", "show_fixtures_per_test", "setuponly", "setupplan", "setupshow",
-    "durations", "durations_min", "pastebin", "reportchars", "color", "code_highlight",
-    "noconftest", "pyargs", "traceconfig",
-}
-
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # bpfvm's own directory (harness/ in a checkout)
 
 class HostRun:
     def __init__(self, config: pytest.Config):
@@ -54,7 +40,7 @@ class HostRun:
         self.roots: dict[str, str] = {}  # arch -> guest root, for foreign arches
         self.prepared = False
         self.decided = False
-        from ..guest import objects  # tests run on this host (--kernel host) build here
+        from ...guest import objects  # tests run on this host (--kernel host) build here
 
         objects.set_compiler(lambda request: self.serve(host_arch(), request))
 
@@ -97,17 +83,17 @@ class HostRun:
                 resolve.materialize(target, self.entries, self._progress)
             for arch in sorted({t.arch for t in self.targets.values() if t.foreign}):
                 self.roots[arch] = str(rootfs.ensure(arch, self._progress))
-        except (CatalogError, FetchError, MirrorError, BuildError, SourceError,
+        except (CatalogError, FetchError, MirrorError, KernelBuildError, SourceError,
                 RootfsError, tools.ToolMissing) as e:
             raise pytest.UsageError(str(e)) from None
         except OSError as e:
             raise pytest.UsageError(cache.os_error_line(e)) from None
         if any(t.kind == "host" for t in self.targets.values()):
-            from ..guest import system  # --kernel host: this machine is the guest
+            from ...guest import system  # --kernel host: this machine is the guest
 
             system.mount_filesystems()
         if not hasattr(self.config, "workerinput"):
-            bpfbuild.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
+            bpfobjects.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
         self.decide_accel()
 
     def tools_needed(self) -> list[str]:
@@ -125,7 +111,7 @@ class HostRun:
         """Answer a call a guest test makes (a BPF object build)."""
         if request.get("call") != "build":
             return {"ok": False, "error": f"unknown guest call {request.get('call')!r}"}
-        return bpfbuild.serve(request, self.bpf_dirs(), arch)
+        return bpfobjects.serve(request, self.bpf_dirs(), arch)
 
     def decide_accel(self) -> None:
         """KVM or TCG; an xdist worker finds the controller's probe remembered in the cache."""
@@ -274,7 +260,7 @@ class HostRun:
         return {
             "rootdir": rootdir,
             "args": args,
-            "options": forwarded_options(config),
+            "options": options.forwarded(config),
             "env": {"BPFVM_GUEST": target.to_json(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                     "BPFVM_HOST_BOOT_ID": Path("/proc/sys/kernel/random/boot_id").read_text().strip()},
         }
@@ -306,19 +292,6 @@ def entry_point_plugins(config: pytest.Config) -> list[str]:
         if name and not name.startswith("xdist"):
             names.append(name)
     return names
-
-
-def forwarded_options(config: pytest.Config) -> dict[str, Any]:
-    options = {}
-    for name, value in vars(config.option).items():
-        if name in HOST_ONLY_OPTIONS or name.startswith("bpfvm") or name in ("kernel", "arch", "accel"):
-            continue
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        options[name] = value
-    return options
 
 
 SKIP_ON_HOST = pytest.StashKey[bool]()

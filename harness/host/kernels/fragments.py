@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from .. import kconfig
+from ... import kconfig
 
 PACKAGED_DIR = Path(str(resources.files("bpfvm.kernels") / "fragments"))
 _SET = re.compile(r'^(CONFIG_\w+)=("(?:[^"\\]|\\.)*"|\S*)\s*(#.*)?$')

@@ -8,18 +8,17 @@ one layout: boot/vmlinuz-REL, boot/config-REL, lib/modules/REL/.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from ..target import DEBIAN_ARCH
+from ...arches import ARCH
+from ..progress import Progress
 from . import aptsources, cache
 from .catalog import Entry
-
-Progress = Callable[[str], None]
 
 # Versioned kernel packages: linux-image-6.12.107+deb13-amd64, and in sid's
 # split layout linux-binary-/linux-base-/linux-modules-VERSION-FLAVOUR.
@@ -35,7 +34,7 @@ class Apt:
 
     def __init__(self, root: Path, uri: str, keyring: str, suite: str, arch: str):
         self.root = root
-        self.arch = DEBIAN_ARCH[arch]
+        self.arch = ARCH[arch].debian
         for sub in ("lists/partial", "archives/partial", "parts", "prefs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "status").touch()
@@ -70,6 +69,21 @@ class Apt:
     def update(self) -> None:
         self.run("apt-get", "-q", "update")
 
+    def unpack(self, wanted: list[str], dest: Path, progress: Optional[Progress] = None,
+               quiet: bool = True) -> None:
+        """Download the packages wanted (NAME=VERSION) and dpkg-deb -x each into dest.
+
+        The .debs go to a directory beside dest, removed afterwards.
+        """
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".debs-", dir=dest.parent) as debs:
+            self.run("apt-get", "download", *wanted, cwd=Path(debs), quiet=quiet)
+            for deb in sorted(Path(debs).glob("*.deb")):
+                if progress is not None:
+                    progress(f"  unpacking {deb.name}")
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True,
+                               stderr=subprocess.PIPE, text=True)
+
     def record(self, package: str) -> dict[str, str]:
         """The candidate version's control fields of a package."""
         text = self.run("apt-cache", "show", "--no-all-versions", package)
@@ -91,7 +105,7 @@ class Apt:
 def apt_for(suite: str, arch: str) -> Apt:
     """A private apt for one suite and arch, on the system's mirror."""
     uri, keyring = aptsources.mirror()
-    return Apt(cache.cache_dir() / "apt" / f"{suite}-{DEBIAN_ARCH[arch]}", uri, keyring,
+    return Apt(cache.cache_dir() / "apt" / f"{suite}-{ARCH[arch].debian}", uri, keyring,
                suite, arch)
 
 
@@ -184,23 +198,20 @@ def fetch(entry: Entry, progress: Progress = print, refresh: bool = True,
         size = sum(int(f.get("Size", 0)) for f in packages.values())
         progress(f"{entry.key}: downloading {', '.join(sorted(packages))} "
                  f"{version} ({size / 1e6:.0f} MB)")
-        staged = cache.staging(final.parent, entry.key)
-        try:
-            _unpack(apt, packages, staged, progress, show_apt)
-            release, vmlinuz, config = normalize(staged / "root")
-            progress(f"{entry.key}: indexing modules of {release}")
-            subprocess.run(["depmod", "-a", "-b", str(staged / "root"), release],
-                           check=True, stderr=subprocess.DEVNULL)
-            root = staged / "root"
-            manifest = build_manifest(entry, packages, image, root, release, vmlinuz, config)
-            (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            cache.publish(root, final)
-        except (OSError, subprocess.CalledProcessError) as e:
-            if cache.out_of_space(e):
-                raise FetchError(cache.no_space(cache.cache_dir())) from None
-            raise
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+        with cache.new_entry(final, entry.key) as stage:
+            try:
+                apt.unpack([f"{n}={f['Version']}" for n, f in packages.items()], stage.root,
+                           progress, quiet=not show_apt)
+                release, vmlinuz, config = normalize(stage.root)
+                progress(f"{entry.key}: indexing modules of {release}")
+                subprocess.run(["depmod", "-a", "-b", str(stage.root), release],
+                               check=True, stderr=subprocess.DEVNULL)
+                stage.publish(build_manifest(entry, packages, image, stage.root, release,
+                                             vmlinuz, config))
+            except (OSError, subprocess.CalledProcessError) as e:
+                if cache.out_of_space(e):
+                    raise FetchError(cache.no_space(cache.cache_dir())) from None
+                raise
         progress(f"{entry.key}: cached {release} in {final}")
         return final
 
@@ -213,27 +224,10 @@ def build_manifest(entry: Entry, packages: dict[str, dict[str, str]], image: str
         "name": entry.name, "arch": entry.arch, "suite": entry.suite,
         "package": image, "debian_version": version,
         "version": upstream_version(version), "release": release,
-        "vmlinuz": str(vmlinuz.relative_to(root)),
-        "config": str(config.relative_to(root)),
-        "modules": f"lib/modules/{release}",
-        "modules_digest": cache.tree_digest(root / "lib/modules" / release),
-        "sha256": {str(p.relative_to(root)): cache.sha256_file(p) for p in (vmlinuz, config)},
+        **cache.boot_files(root, release, vmlinuz, config),
         "debs": {n: {"version": f["Version"], "sha256": f.get("SHA256", "")}
                  for n, f in packages.items()},
         "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _unpack(apt: Apt, packages: dict, staged: Path, progress: Progress,
-            show_apt: bool) -> None:
-    debs = staged / "debs"
-    debs.mkdir()
-    apt.run("apt-get", "download", *(f"{n}={f['Version']}" for n, f in packages.items()),
-            cwd=debs, quiet=not show_apt)
-    root = staged / "root"
-    root.mkdir()
-    for deb in sorted(debs.glob("*.deb")):
-        progress(f"  unpacking {deb.name}")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True,
-                       stderr=subprocess.PIPE, text=True)
-    shutil.rmtree(debs)

@@ -98,6 +98,17 @@ def read_manifest(entry: Path) -> Optional[dict]:
         return None
 
 
+def boot_files(root: Path, release: str, image: Path, config: Path) -> dict:
+    """The manifest fields of an entry's kernel files, which verify() checks:
+    the image and config (paths and sha256) and the modules (path and digest)."""
+    return {
+        "vmlinuz": str(image.relative_to(root)), "config": str(config.relative_to(root)),
+        "modules": f"lib/modules/{release}",
+        "modules_digest": tree_digest(root / "lib/modules" / release),
+        "sha256": {str(p.relative_to(root)): sha256_file(p) for p in (image, config)},
+    }
+
+
 def verify(entry: Path) -> Optional[str]:
     """Why the entry cannot be used, or None when it is whole."""
     manifest = read_manifest(entry)
@@ -118,6 +129,32 @@ def verify(entry: Path) -> Optional[str]:
 def staging(parent: Path, key: str) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".staging-{key}-", dir=parent))
+
+
+class Stage:
+    """An entry being made: its files go under root, published as final in one rename."""
+
+    def __init__(self, final: Path, key: str):
+        self.final = final
+        self.dir = staging(final.parent, key)
+        self.root = self.dir / "root"
+
+    def publish(self, manifest: Optional[dict] = None) -> None:
+        """Write manifest.json last (when given), then put root in final's place."""
+        if manifest is not None:
+            (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        publish(self.root, self.final)
+
+
+@contextlib.contextmanager
+def new_entry(final: Path, key: str) -> Iterator[Stage]:
+    """A Stage beside final; whatever is left of it goes when the block ends,
+    published or not (failure, Ctrl-C). Hold key's lock."""
+    stage = Stage(final, key)
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage.dir, ignore_errors=True)
 
 
 def publish(staged: Path, final: Path) -> None:

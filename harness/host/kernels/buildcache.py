@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..target import host_arch
-from . import cache, catalog, fragments, kbuild, ksource
-from .kbuild import BuildError, Progress
+from ...target import host_arch
+from ..progress import Progress
+from . import cache, catalog, fragments, kmake, ksource
+from .kmake import KernelBuildError
 
 
 def entry_key(line: str, flavour: str, arch: str) -> str:
@@ -25,7 +25,7 @@ def entry_key(line: str, flavour: str, arch: str) -> str:
 
 
 def merged_options(flavour: catalog.Flavour, arch: str) -> dict[str, fragments.Option]:
-    return fragments.merge(fragments.load(kbuild.fragment_names(flavour.fragments, arch)))
+    return fragments.merge(fragments.load(kmake.fragment_names(flavour.fragments, arch)))
 
 
 def cached(line: str, flavour: catalog.Flavour, arch: str) -> Optional[Path]:
@@ -35,10 +35,10 @@ def cached(line: str, flavour: catalog.Flavour, arch: str) -> Optional[Path]:
     if manifest is None or cache.verify(final) is not None:
         return None
     try:
-        compiler = kbuild.compiler(arch)
-    except BuildError:  # no compiler here: what was built elsewhere is what there is
+        compiler = kmake.compiler(arch)
+    except KernelBuildError:  # no compiler here: what was built elsewhere is what there is
         compiler = manifest.get("compiler", "")
-    key = kbuild.build_key(manifest["source"], merged_options(flavour, arch), arch, compiler)
+    key = kmake.build_key(manifest["source"], merged_options(flavour, arch), arch, compiler)
     return final if manifest.get("build_key") == key else None
 
 
@@ -57,13 +57,13 @@ def build(entry: catalog.Entry, flavour: catalog.Flavour, progress: Progress = p
         cache.sweep(final.parent, key_name)
         if not refresh and cached(entry.name, flavour, arch):
             return final
-        compiler = kbuild.compiler(arch)
-        missing = kbuild.missing_tools()
+        compiler = kmake.compiler(arch)
+        missing = kmake.missing_tools()
         if missing:
-            raise BuildError(f"building kernels needs {', '.join(missing)}: "
+            raise KernelBuildError(f"building kernels needs {', '.join(missing)}: "
                              "run bpfvm setup --build")
         source = ksource.debian_source(entry, progress)
-        key = kbuild.build_key(source.label, options, arch, compiler)
+        key = kmake.build_key(source.label, options, arch, compiler)
         old = cache.read_manifest(final) if cache.verify(final) is None else None
         if old and old.get("build_key") == key:
             progress(f"{key_name}: {source.package} {source.debian_version} is already built "
@@ -72,24 +72,19 @@ def build(entry: catalog.Entry, flavour: catalog.Flavour, progress: Progress = p
         log = cache.cache_dir() / "logs" / f"build-{key_name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"# {key_name}: {source.label}, {compiler}\n")
-        staged = cache.staging(final.parent, key_name)
         started = time.monotonic()
-        try:
-            tree = ksource.unpack_debian(entry, source, staged / "src", progress)
-            counter = kbuild.StepCounter(key_name, expected=(old or {}).get("steps", 0))
-            root = staged / "root"
-            release, image, config = kbuild.run_steps(
-                tree, staged / "out", arch, options, f"-bpfvm-{flavour.name}", log, root,
-                counter, progress)
+        with cache.new_entry(final, key_name) as stage:
+            tree = ksource.unpack_debian(entry, source, stage.dir / "src", progress)
+            counter = kmake.StepCounter(key_name, expected=(old or {}).get("steps", 0))
+            release, image, config = kmake.run_steps(
+                tree, stage.dir / "out", arch, options, f"-bpfvm-{flavour.name}", log,
+                stage.root, counter, progress)
             seconds = round(time.monotonic() - started)
-            manifest = _manifest(entry, flavour, source, key, compiler, root, release,
+            manifest = _manifest(entry, flavour, source, key, compiler, stage.root, release,
                                  image, config, counter.steps, seconds)
-            (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            shutil.rmtree(staged / "src")
-            shutil.rmtree(staged / "out")
-            cache.publish(root, final)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(stage.dir / "src")
+            shutil.rmtree(stage.dir / "out")
+            stage.publish(manifest)
         progress(f"{key_name}: built {release} in {seconds // 60}m{seconds % 60:02d}s "
                  f"(log: {log}); cached in {final}")
         return final
@@ -103,12 +98,9 @@ def _manifest(entry: catalog.Entry, flavour: catalog.Flavour, source: ksource.De
         "arch": entry.arch, "source": source.label, "version": source.version,
         "debian_version": source.debian_version, "release": release,
         "build_key": key, "compiler": compiler, "fragments": list(
-            kbuild.fragment_names(flavour.fragments, entry.arch)),
+            kmake.fragment_names(flavour.fragments, entry.arch)),
         "steps": steps, "build_seconds": seconds,
-        "vmlinuz": str(image.relative_to(root)), "config": str(config.relative_to(root)),
-        "modules": f"lib/modules/{release}",
-        "modules_digest": cache.tree_digest(root / "lib/modules" / release),
-        "sha256": {str(p.relative_to(root)): cache.sha256_file(p) for p in (image, config)},
+        **cache.boot_files(root, release, image, config),
         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -129,11 +121,11 @@ def build_tree(tree: Path, flavour: catalog.Flavour, arch: str,
     log.write_text(f"# {tree} {version} ({revision}), flavour {flavour.name}, {arch}\n")
     options = merged_options(flavour, arch)
     label = f"{tree.name}-{flavour.name}-{arch}"
-    counter = kbuild.StepCounter(label)
-    make = kbuild.Make(tree, out, arch, log, ccache=kbuild.ccache_path())
+    counter = kmake.StepCounter(label)
+    make = kmake.Make(tree, out, arch, log, ccache=kmake.ccache_path())
     progress(f"{label}: configuring {version} ({revision})")
-    kbuild.configure(make, options, f"-bpfvm-{flavour.name}")
-    kbuild.compile_kernel(make, counter)
+    kmake.configure(make, options, f"-bpfvm-{flavour.name}")
+    kmake.compile_kernel(make, counter)
     progress(f"{label}: built ({counter.summary()}); run tests with --kernel {out}"
              + (f" --arch {arch}" if arch != host_arch() else ""))
     return out

@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 import pytest
 
-from .verifier_stats import kernel_order
+from ... import properties as P
+from ...target import kernel_order
 
 CELL = 46
 
@@ -31,19 +32,19 @@ class VerifierReport:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
-            if name == "bpfvm_verdict":
+            if name == P.VERDICT:
                 self.matrix.setdefault(value["program"], {})[value["kernel"]] = value
                 if value["kernel"] not in self.kernels:
                     self.kernels = sorted(self.kernels + [value["kernel"]], key=kernel_order)
-            elif name == "bpfvm_golden_used":
+            elif name == P.GOLDEN_USED:
                 self.used.add(Path(value))
-            elif name == "bpfvm_golden" and self.update:
+            elif name == P.GOLDEN and self.update:
                 path = Path(value["path"])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if not path.exists() or path.read_text() != value["text"]:
                     path.write_text(value["text"])
                     self.written.append(path)
-            elif name == "bpfvm_note" and value not in self.notes:
+            elif name == P.NOTE and value not in self.notes:
                 self.notes.append(value)
 
     def unused(self) -> list[Path]:

@@ -11,7 +11,7 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ..target import ARCHES
+from ...target import ARCHES
 
 PACKAGED_PATH = Path(str(resources.files("bpfvm.kernels") / "catalog.toml"))
 

@@ -1,6 +1,6 @@
 """Keeps a VM on a leash: it dies, and its files go, when its owner does.
 
-Usage: python -m bpfvm.host.leash FD RUNDIR LOG -- COMMAND...
+Usage: python -m bpfvm.host.vm.leash FD RUNDIR LOG -- COMMAND...
 
 Runs COMMAND (virtme-ng, which runs QEMU) in a process group of its own,
 with TMPDIR inside RUNDIR, and waits for it. Its output is copied to LOG

@@ -7,9 +7,9 @@ from typing import Any, Callable, Optional
 import pytest
 from pytest import TestReport
 
-from ..protocol import END, boundary
-from . import console
-from .vm import Vm, VmError, VmTimeout
+from ...protocol import END, Ev, Op, boundary
+from ..vm import console
+from ..vm.vm import Vm, VmError, VmTimeout
 
 PHASES = ("setup", "call", "teardown")
 
@@ -64,18 +64,18 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
     reports: list[TestReport] = []
     deadline = time.monotonic() + timeout
     try:
-        vm.send({"op": "run", "nodeid": item.nodeid, "next": nextid, "seq": seq})
+        vm.send({"op": Op.RUN, "nodeid": item.nodeid, "next": nextid, "seq": seq})
         while True:
             message = vm.receive(deadline, what=item.nodeid)
-            if message["ev"] == "report":
+            if message["ev"] == Ev.REPORT:
                 reports.append(config.hook.pytest_report_from_serializable(
                     config=config, data=message["data"]))
-            elif message["ev"] == "missing":
+            elif message["ev"] == Ev.MISSING:
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
                 return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
-            elif message["ev"] == "call":
-                vm.send({"op": "reply", **answer(serve, message)})
-            elif message["ev"] == "done":
+            elif message["ev"] == Ev.CALL:
+                vm.send({"op": Op.REPLY, **answer(serve, message)})
+            elif message["ev"] == Ev.DONE:
                 break
     except VmTimeout as e:
         head = f"timed out after {timeout:.0f}s (bpfvm_timeout); the VM was killed"

@@ -5,12 +5,11 @@ import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
+from ..progress import Progress
 from . import fetch
 from .catalog import Entry
-
-Progress = Callable[[str], None]
 
 
 class SourceError(RuntimeError):
@@ -49,19 +48,14 @@ def debian_source(entry: Entry, progress: Progress) -> DebianSource:
 def unpack_debian(entry: Entry, source: DebianSource, dest: Path, progress: Progress) -> Path:
     """Download and unpack the source package; return the kernel tree under dest."""
     apt = fetch.apt_for(entry.suite, entry.arch)
-    debs = dest / "debs"
-    debs.mkdir(parents=True)
     progress(f"{entry.name}: downloading {source.package} {source.debian_version}")
-    apt.run("apt-get", "download", f"{source.package}={source.debian_version}", cwd=debs)
     unpacked = dest / "deb"
-    for deb in debs.glob("*.deb"):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    apt.unpack([f"{source.package}={source.debian_version}"], unpacked)
     tarballs = list(unpacked.glob("usr/src/linux-source-*.tar.*"))
     if not tarballs:
         raise SourceError(f"{source.package} {source.debian_version} holds no source tarball")
     progress(f"{entry.name}: unpacking {tarballs[0].name}")
     subprocess.run(["tar", "-xf", str(tarballs[0]), "-C", str(dest)], check=True)
-    shutil.rmtree(debs)
     shutil.rmtree(unpacked)
     tree = dest / tarballs[0].name.split(".tar")[0]
     if not (tree / "Makefile").is_file():

@@ -8,13 +8,11 @@ that arch is unpacked into the cache instead of changing the host's dpkg.
 from __future__ import annotations
 
 import platform
-import shutil
-import subprocess
 from pathlib import Path
 
+from ...arches import ARCH
 from . import cache, fetch
 
-MULTIARCH = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
 
 def host_suite() -> str:
@@ -24,11 +22,11 @@ def host_suite() -> str:
 
 def include_dir(arch: str) -> Path:
     """/usr/include/<multiarch> of arch: the host's, or one unpacked into the cache."""
-    system = Path("/usr/include") / MULTIARCH[arch]
+    system = Path("/usr/include") / ARCH[arch].triplet
     if system.is_dir():
         return system
     final = cache.cache_dir() / "headers" / arch
-    include = final / "usr/include" / MULTIARCH[arch]
+    include = final / "usr/include" / ARCH[arch].triplet
     with cache.locked(f"headers-{arch}"):
         if include.is_dir():
             return include
@@ -36,14 +34,9 @@ def include_dir(arch: str) -> Path:
         apt = fetch.apt_for(suite, arch)
         apt.update()
         version = apt.record("linux-libc-dev")["Version"]
-        staged = cache.staging(final.parent, arch)
-        try:
-            apt.run("apt-get", "download", f"linux-libc-dev={version}", cwd=staged)
-            for deb in staged.glob("*.deb"):
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(staged / "root")], check=True)
-            cache.publish(staged / "root", final)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+        with cache.new_entry(final, arch) as stage:
+            apt.unpack([f"linux-libc-dev={version}"], stage.root)
+            stage.publish()
     if not include.is_dir():
-        raise fetch.FetchError(f"linux-libc-dev for {arch} has no usr/include/{MULTIARCH[arch]}")
+        raise fetch.FetchError(f"linux-libc-dev for {arch} has no usr/include/{ARCH[arch].triplet}")
     return include

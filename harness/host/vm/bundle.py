@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-from . import cache
+from ..kernels import cache
 
 GUEST_DIR = "/run/bpfvm-bundle"
 FORMAT = b"bundle 2: with bytecode\n"  # part of every key: a new layout makes new bundles

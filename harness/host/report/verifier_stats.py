@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..target import parse_version
+from ...target import kernel_order
 
 FIELDS = ("processed_insns", "total_states", "peak_states", "verified_insns")
 
@@ -67,12 +67,6 @@ def project_golden(start: Path) -> Path:
                      f"{', '.join(str(f.relative_to(root)) for f in found)}; pick one with --golden")
 
 
-def kernel_order(kernel_id: str) -> tuple:
-    """Sort key for kernel ids: numbered lines by version, then 'latest', 'host', paths."""
-    try:
-        return (0, parse_version(kernel_id.split("-")[0]), kernel_id)
-    except ValueError:
-        return (1, (0, 0, 0), kernel_id)
 
 
 def kernel_dirs(root: Path) -> list[str]:

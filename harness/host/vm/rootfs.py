@@ -17,12 +17,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
 
-from ..target import DEBIAN_ARCH, host_arch
-from . import aptsources, cache
-
-Progress = Callable[[str], None]
+from ...arches import ARCH, host_arch
+from ..kernels import aptsources, cache
+from ..progress import Progress
 
 SUITE = "bookworm"  # the host's suite: python3.11, libbpf 1.1, bpftool 7.1 like x86_64 guests
 PACKAGES = ("python3", "libbpf1", "bpftool", "iproute2", "kmod", "busybox-static", "procps")
@@ -30,7 +28,6 @@ PACKAGES = ("python3", "libbpf1", "bpftool", "iproute2", "kmod", "busybox-static
 # the host passes to the guest with -p, the packet/netlink libraries the
 # suites use, and their dependencies (as installed on the host).
 PYTHON_DISTS = ("pytest", "pytest-xdist", "scapy", "pyroute2")
-QEMU_USER = {"arm64": "qemu-aarch64"}
 # Trimmed after debootstrap: documentation, translations and apt's caches.
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
         "var/cache/apt", "var/lib/apt/lists", "var/cache/debconf")
@@ -65,7 +62,7 @@ def python_versions(roots: tuple[str, ...] = PYTHON_DISTS) -> dict[str, str]:
 
 
 def recipe(arch: str) -> dict:
-    return {"suite": SUITE, "arch": DEBIAN_ARCH[arch], "variant": "minbase",
+    return {"suite": SUITE, "arch": ARCH[arch].debian, "variant": "minbase",
             "packages": sorted(PACKAGES), "python": python_versions(), "trim": list(TRIM),
             "version": 1}
 
@@ -98,19 +95,14 @@ def ensure(arch: str, progress: Progress = print) -> Path:
         rec = recipe(arch)
         _check_tools(arch)
         cache.sweep(final.parent, arch)
-        staged = cache.staging(final.parent, arch)
-        try:
-            root = staged / "root"
+        with cache.new_entry(final, arch) as stage:
+            root = stage.root
             _debootstrap(rec, root, progress)
             _pip_install(rec, root, progress)
             _finish(root)
-            manifest = {"recipe": rec, "recipe_key": recipe_key(rec),
-                        "python": _guest_python(root).name}
-            (root / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             size = _du(root)
-            cache.publish(root, final)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+            stage.publish({"recipe": rec, "recipe_key": recipe_key(rec),
+                           "python": _guest_python(root).name})
         progress(f"rootfs-{arch}: built {final} ({size / 1e6:.0f} MB)")
         return final
 
@@ -119,7 +111,7 @@ def _check_tools(arch: str) -> None:
     if os.geteuid() != 0:
         raise RootfsError(f"building the {arch} guest root needs root (debootstrap); "
                           "run this once as root: sudo bpfvm rootfs build --arch " + arch)
-    for tool, pkg in (("debootstrap", "debootstrap"), (f"{QEMU_USER[arch]}-static",
+    for tool, pkg in (("debootstrap", "debootstrap"), (f"{ARCH[arch].qemu_user}-static",
                                                        "qemu-user-static")):
         if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
             raise RootfsError(f"{tool} is not installed: run bpfvm setup ({pkg})")
@@ -128,7 +120,7 @@ def _check_tools(arch: str) -> None:
 
 def ensure_binfmt(arch: str) -> None:
     """Register qemu-user-static with binfmt_misc, as its package does on systemd hosts."""
-    name = QEMU_USER[arch]
+    name = ARCH[arch].qemu_user
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if (binfmt / name).exists():
         return
