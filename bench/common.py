@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 from bpfvm.host.kernels import catalog, resolve  # noqa: E402
 from bpfvm.host.tools import search_path  # noqa: E402
-from bpfvm.host.vm.vm import VmOptions, vng_command  # noqa: E402
+from bpfvm.host.vm.vm import VmOptions, boot_command  # noqa: E402
 from bpfvm.target import Target, host_arch  # noqa: E402
 
 TRIVIAL = "import pytest\npytestmark = pytest.mark.vm\n\n" + "".join(
@@ -41,9 +41,7 @@ def bare_vng(target: Target, accel: str) -> float:
     Its exit status is not checked: on hosts without udev virtme-ng cannot
     find its return-code port and exits 255 even when `true` succeeded.
     """
-    cmd = vng_command(target, VmOptions(accel=accel), Path("/dev/null"), "true")
-    tcg = ["--qemu-opts=-accel tcg,thread=single"] if accel == "tcg" else []
-    cmd = [c for c in cmd if not c.startswith("--qemu-opts=") and c != "--verbose"] + tcg
+    cmd = boot_command(target, VmOptions(accel=accel), "true", verbose=False)
     started = time.monotonic()
     subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=dict(os.environ, PATH=search_path()))

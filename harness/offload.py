@@ -5,7 +5,7 @@
         obj = bpf_object("offload", offload=port)      # programs and maps bound to the device
         prog = obj.program("xdp_pass")
         prog.attach_xdp(port, mode="offload")
-        assert port.xdp().offload == prog.id == port.bpf_offloaded_id
+        assert port.xdp().offload == prog.id == port.knobs["bpf_offloaded_id"]
 
 The ``netdevsim`` fixture makes devices and removes them after the test;
 tests using it skip on kernels without CONFIG_NETDEVSIM. TC offload goes

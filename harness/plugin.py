@@ -343,7 +343,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
         run.decide_requirements(item.session.items)
     if not target.in_vm:
         return None
-    from .host.run.runner import SKIP_ON_HOST
+    from .host.run.dispatch import SKIP_ON_HOST
 
     if item.stash.get(SKIP_ON_HOST, False):
         return None

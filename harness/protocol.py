@@ -7,6 +7,7 @@ kernel log, so the host can tell which console output a test caused.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from typing import Any, Callable
@@ -34,6 +35,22 @@ class Ev:
     CALL = "call"        # a test needs the host (a BPF build); answered by Op.REPLY
     MISSING = "missing"  # the node id was not collected in the guest: "errors"
     DONE = "done"        # the item's runtest protocol finished: "seq"
+
+
+@dataclasses.dataclass
+class GuestSpec:
+    """What the host tells the guest worker before it starts pytest (guest.json)."""
+    rootdir: str                 # the project root: the worker's working directory
+    args: list[str]              # the guest pytest's arguments: test files, -p, -c, ...
+    options: dict[str, Any]      # option values set on the guest's config (host/run/options.py)
+    env: dict[str, str]          # environment for the guest's pytest (BPFVM_GUEST, ...)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "GuestSpec":
+        return cls(**json.loads(text))
 
 
 def boundary(kind: str, seq: int) -> str:

@@ -33,7 +33,7 @@ def test_offload_example(netdevsim, bpf_object):  # skipped on kernels without n
     obj = bpf_object("offload", offload=port)          # programs and maps bound to the device
     prog = obj.program("xdp_pass")
     prog.attach_xdp(port, mode="offload")
-    assert port.xdp().offload == prog.id == port.bpf_offloaded_id   # kernel and device agree
+    assert port.xdp().offload == prog.id == port.knobs["bpf_offloaded_id"]  # kernel and device
     port.set_feature("hw-tc-offload", True)
     with refused(errno.EBUSY, "netdevsim: driver and netdev offload states mismatch"):
         obj.program("tc_pass").attach_tc_filter(port, skip_sw=True)  # XDP holds the offload

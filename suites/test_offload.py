@@ -57,7 +57,7 @@ def xdp_ret0() -> list:
 def test_xdp_offload_of_a_bound_program(dev, port, bound):
     prog = bound.program("xdp_pass")
     prog.attach_xdp(port, mode="offload")
-    assert port.bpf_offloaded_id == prog.id
+    assert port.knobs["bpf_offloaded_id"] == prog.id
     state = port.xdp()
     assert (state.mode, state.prog_id, state.attached) == ("offload", prog.id, {"offload": prog.id})
     assert {"id": prog.id, "state": "xlated", "loaded": True} in dev.bound_progs()
@@ -69,7 +69,7 @@ def test_xdp_offload_of_a_bound_program(dev, port, bound):
 def test_xdp_offload_of_an_unbound_program_is_refused(port, unbound):
     with refused(errno.EINVAL, "netdevsim: xdpoffload of non-bound program"):
         unbound.program("xdp_pass").attach_xdp(port, mode="offload")
-    assert port.bpf_offloaded_id == 0
+    assert port.knobs["bpf_offloaded_id"] == 0
 
 
 @pytest.mark.parametrize("mode,extack", [
@@ -87,9 +87,9 @@ def test_xdp_offload_replace_with_and_without_force(port, bound):
     first.attach_xdp(port, mode="offload")
     with refused(errno.EBUSY, "XDP program already attached"):
         second.attach_xdp(port, mode="offload", flags=bpf.XDP_FLAGS_UPDATE_IF_NOEXIST)
-    assert port.bpf_offloaded_id == first.id
+    assert port.knobs["bpf_offloaded_id"] == first.id
     second.attach_xdp(port, mode="offload")  # no flags: like ip link's -force
-    assert port.bpf_offloaded_id == second.id == port.xdp().offload
+    assert port.knobs["bpf_offloaded_id"] == second.id == port.xdp().offload
 
 
 def test_generic_over_native_is_refused(port, unbound):
@@ -110,7 +110,7 @@ def test_offload_beside_another_mode(port, bound, unbound, other):
         bpf.xdp_detach(port)
     bpf.xdp_detach(port, other)
     state = port.xdp()
-    assert (state.mode, state.prog_id, port.bpf_offloaded_id) == ("offload", hw.id, hw.id)
+    assert (state.mode, state.prog_id, port.knobs["bpf_offloaded_id"]) == ("offload", hw.id, hw.id)
 
 
 def test_mtu_above_the_xdp_limit_is_refused_in_both_orders(port, unbound):
@@ -129,7 +129,7 @@ def test_detaching_twice_is_harmless(port, bound):
     bound.program("xdp_pass").attach_xdp(port, mode="offload")
     for _ in range(3):
         bpf.xdp_detach(port, "offload")
-    assert port.xdp().mode is None and port.bpf_offloaded_id == 0
+    assert port.xdp().mode is None and port.knobs["bpf_offloaded_id"] == 0
 
 
 # -- the device's knobs and its verifier ---------------------------------------------------
@@ -138,16 +138,23 @@ def test_device_verifier_says_hello_and_can_refuse(dev, port, verifier):
     # At log level 1 an accepted program's log keeps only the statistics.
     accepted = verifier.verify(xdp_ret0(), prog_type="xdp", offload=port, log_level=2)
     assert accepted.accepted and "[netdevsim] Hello from netdevsim!" in accepted.log
-    dev.bpf_bind_verifier_accept = False
+    dev.knobs["bpf_bind_verifier_accept"] = False
     verdict = verifier.expect_reject(xdp_ret0(), "device_verifier", prog_type="xdp",
                                      offload=port, match="[netdevsim] Hello from netdevsim!")
     assert verdict.errno == errno.EOPNOTSUPP
 
 
 def test_device_refusing_to_bind(dev, port, bpf_object):
-    dev.bpf_bind_accept = False
+    dev.knobs["bpf_bind_accept"] = False
     with refused(errno.EOPNOTSUPP):
         bpf_object("offload", offload=port)
+
+
+def test_a_misspelt_knob_is_refused_with_the_real_ones(port):
+    with pytest.raises(KeyError, match=r"port 0 has no debugfs knob 'bpf_offload_id'; "
+                                       r"it has: .*bpf_offloaded_id"):
+        port.knobs["bpf_offload_id"] = 1
+    assert "bpf_xdpoffload_accept" in dict(port.knobs)
 
 
 @pytest.mark.parametrize("knob,mode,message", [
@@ -155,15 +162,15 @@ def test_device_refusing_to_bind(dev, port, bpf_object):
     ("bpf_xdpdrv_accept", "native", "netdevsim: driver XDP disabled in DebugFS"),
 ], ids=["xdpoffload", "xdpdrv"])
 def test_port_refusing_xdp(port, bound, unbound, knob, mode, message):
-    setattr(port, knob, False)
-    assert getattr(port, knob) is False
+    port.knobs[knob] = False
+    assert port.knobs[knob] is False
     prog = (bound if mode == "offload" else unbound).program("xdp_pass")
     with refused(errno.EOPNOTSUPP, message):
         prog.attach_xdp(port, mode=mode)
 
 
 def test_port_refusing_offloaded_maps(port, bpf_object, verifier):
-    port.bpf_map_accept = False
+    port.knobs["bpf_map_accept"] = False
     with refused(errno.EOPNOTSUPP) as refusal:
         bpf_object("offload", offload=port)
     assert "map 'htab': failed to create" in str(refusal.error)
@@ -234,7 +241,7 @@ def test_tc_offload_flags_are_reported(port, bound, unbound):
     hw = bound.program("tc_pass").attach_tc_filter(port, skip_sw=True, priority=1)
     shown = hw.show()
     assert shown["skip_sw"] and shown["in_hw"] and not shown.get("skip_hw")
-    assert shown["prog"]["id"] == bound.program("tc_pass").id == port.bpf_offloaded_id
+    assert shown["prog"]["id"] == bound.program("tc_pass").id == port.knobs["bpf_offloaded_id"]
     sw = unbound.program("tc_pass").attach_tc_filter(port, skip_hw=True, priority=2)
     shown = sw.show()
     assert shown["skip_hw"] and shown["not_in_hw"] and not shown.get("in_hw")

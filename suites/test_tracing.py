@@ -45,6 +45,36 @@ def test_explicit_tracepoint_attach(execve):
     assert execve.map("by_tracepoint")[UID] == 1
 
 
+SYSCALL_SYMBOL = {"x86_64": "__x64_sys_execve", "aarch64": "__arm64_sys_execve"}
+
+
+@pytest.mark.parametrize("program,counts,attach", [
+    ("execve_kprobe", "by_kprobe",
+     lambda prog: prog.attach_kprobe(SYSCALL_SYMBOL[platform.machine()])),
+    ("execve_raw_tp", "by_raw_tracepoint", lambda prog: prog.attach_raw_tracepoint("sys_enter")),
+], ids=["kprobe", "raw_tracepoint"])
+def test_explicit_kprobe_and_raw_tracepoint_attach(execve, program, counts, attach):
+    link = attach(execve.program(program))
+    exec_as(UID, 2)
+    link.detach()
+    exec_as(UID, 1)
+    assert execve.map(counts)[UID] == 2
+
+
+def test_pin_and_unpin(execve):
+    prog, counts = execve.program("execve_tp"), execve.map("by_tracepoint")
+    prog_path, map_path = "/sys/fs/bpf/bpfvm_test_prog", "/sys/fs/bpf/bpfvm_test_map"
+    prog.pin(prog_path)
+    counts.pin(map_path)
+    try:
+        assert bpf.bpftool("prog", "show", "pinned", prog_path)["id"] == prog.id
+        assert bpf.bpftool("map", "show", "pinned", map_path)["id"] == counts.id
+    finally:
+        prog.unpin(prog_path)
+        counts.unpin(map_path)
+    assert not os.path.exists(prog_path) and not os.path.exists(map_path)
+
+
 def program_exists(prog_id: int) -> bool:
     return any(p["id"] == prog_id for p in bpf.bpftool("prog", "show"))
 

@@ -1,7 +1,7 @@
 """How a foreign-arch guest is started: its root, shares and command line (host-side logic)."""
 from pathlib import Path
 
-from bpfvm.host.vm.vm import ForeignRoot, VmOptions, vng_command
+from bpfvm.host.vm.vm import ForeignRoot, VmOptions, boot_command, channel_opts
 from bpfvm.target import Target
 
 
@@ -29,8 +29,9 @@ def test_the_guest_imports_bpfvm_through_a_link_named_bpfvm(tmp_path):
 def test_vng_gets_the_root_busybox_run_dir_and_same_path_shares(tmp_path):
     fr = ForeignRoot("/cache/rootfs/arm64", ["/work/project"], modules="/k/lib/modules/6.12")
     target = Target("6.12", "arm64", "catalog", vmlinuz="/k/boot/vmlinuz-6.12", foreign=True)
-    cmd = vng_command(target, VmOptions(), tmp_path / "chan.sock", "exec sh /run/bpfvm/guest.sh",
-                      fr.vng_args(Path("/tmp/bpfvm-abc")))
+    cmd = boot_command(target, VmOptions(), "exec sh /run/bpfvm/guest.sh",
+                       fr.vng_args(Path("/tmp/bpfvm-abc")),
+                       qemu_opts=channel_opts(tmp_path / "chan.sock", target.arch))
     assert cmd[cmd.index("--arch") + 1] == "arm64"
     assert cmd[cmd.index("--root") + 1] == "/cache/rootfs/arm64"
     assert cmd[cmd.index("--busybox") + 1] == "/cache/rootfs/arm64/bin/busybox"
@@ -44,3 +45,13 @@ def test_prelude_links_the_kernels_modules_when_the_root_has_none():
     assert ForeignRoot("/r", []).prelude() == ""
     prelude = ForeignRoot("/r", [], modules="/k/lib/modules/6.12").prelude()
     assert "ln -sfn /k/lib/modules/6.12 /lib/modules/$(uname -r)" in prelude
+
+
+def test_the_channel_is_separate_from_the_boot_command(tmp_path):
+    """The KVM probe boots without a channel; a Vm adds it, with TCG's options kept."""
+    target = Target("6.12", "x86_64", "catalog", vmlinuz="/k/boot/vmlinuz-6.12")
+    bare = boot_command(target, VmOptions(accel="kvm"), "true")
+    assert not any(arg.startswith("--qemu-opts") for arg in bare) and "--disable-kvm" not in bare
+    channel = channel_opts(tmp_path / "chan.sock", "x86_64")
+    full = boot_command(target, VmOptions(accel="tcg"), "true", qemu_opts=channel)
+    assert f"--qemu-opts={channel} -accel tcg,thread=single" in full and "--disable-kvm" in full

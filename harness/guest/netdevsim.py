@@ -4,12 +4,12 @@
         port = dev.ports[0]
         obj = bpf.load(data, "offload", offload=port)      # bound to dev's offload device
         obj.program("xdp_pass").attach_xdp(port, mode="offload")
-        assert port.bpf_offloaded_id == obj.program("xdp_pass").id
+        assert port.knobs["bpf_offloaded_id"] == obj.program("xdp_pass").id
 
 A device is made by writing to /sys/bus/netdevsim/new_device (a random free
 id) and removed by del_device; its ports are ordinary netdevs. Its debugfs
-knobs are attributes: those of the device (netdevsim/netdevsimID/, e.g.
-bpf_bind_verifier_accept) on the device, those of a port (ports/N/, e.g.
+knobs are the mapping ``knobs``: the device's (netdevsim/netdevsimID/, e.g.
+bpf_bind_verifier_accept) on the device, a port's (ports/N/, e.g.
 bpf_xdpoffload_accept, bpf_offloaded_id) on the port. Booleans read as
 True/False and take True/False; numbers are ints.
 
@@ -25,7 +25,8 @@ import errno
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from collections.abc import MutableMapping
+from typing import Any, Iterable, Iterator, Optional, Union
 
 from . import netns, packets, system
 from .bpf.attach import XdpState, ifindex, netlink_error, xdp_query
@@ -56,37 +57,46 @@ def _knob_text(value: Any) -> str:
     return str(value)
 
 
-class Knobs:
-    """debugfs files of one directory as attributes (reading one reads the file)."""
+class Knobs(MutableMapping):
+    """The debugfs knobs of one directory: ``knobs["bpf_offloaded_id"]`` reads the
+    file, ``knobs["bpf_bind_accept"] = False`` writes it. A name that is no
+    knob there is a KeyError listing the ones there are; knobs cannot be
+    added or removed."""
 
-    _knob_dir: Optional[Path] = None
+    def __init__(self, directory: Path, owner: str):
+        self.directory, self.owner = directory, owner
 
-    def __getattr__(self, name: str) -> Any:
-        knob_dir = self.__dict__.get("_knob_dir")
-        if knob_dir is None or name.startswith("_") or not (knob_dir / name).is_file():
-            raise AttributeError(f"{type(self).__name__} has no attribute or debugfs knob "
-                                 f"{name!r}")
-        return _knob_value((knob_dir / name).read_text())
+    def _path(self, name: str) -> Path:
+        path = self.directory / name
+        if not name or "/" in name or name.startswith(".") or not path.is_file():
+            raise KeyError(f"{self.owner} has no debugfs knob {name!r}; it has: "
+                           f"{', '.join(self) or 'none'}")
+        return path
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        knob_dir = self.__dict__.get("_knob_dir")
-        if knob_dir is not None and not name.startswith("_") and (knob_dir / name).is_file():
-            (knob_dir / name).write_text(_knob_text(value))
-        else:
-            object.__setattr__(self, name, value)
+    def __getitem__(self, name: str) -> Any:
+        return _knob_value(self._path(name).read_text())
 
-    def knobs(self) -> dict[str, Any]:
-        """Every knob file of the directory and its value."""
-        return {p.name: _knob_value(p.read_text()) for p in sorted(self._knob_dir.iterdir())
-                if p.is_file() and p.stat().st_mode & 0o400}
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._path(name).write_text(_knob_text(value))
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"debugfs knobs of {self.owner} cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(p.name for p in self.directory.iterdir()
+                           if p.is_file() and p.stat().st_mode & 0o400))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-class NsimPort(Knobs):
+class NsimPort:
     """One port of a netdevsim device: a netdev in the namespace netns_fd."""
 
     def __init__(self, dev: "NetdevSim", index: int, name: str):
         self.dev, self.index, self.name = dev, index, name
-        self._knob_dir = DEBUGFS / f"netdevsim{dev.id}" / "ports" / str(index)
+        self.knobs = Knobs(DEBUGFS / f"netdevsim{dev.id}" / "ports" / str(index),
+                           f"netdevsim{dev.id} port {index}")
 
     def __repr__(self) -> str:
         return f"<NsimPort netdevsim{self.dev.id}/{self.index} {self.name}>"
@@ -166,7 +176,7 @@ class NsimPort(Knobs):
             return packets.Capture(self.name)
 
 
-class NetdevSim(Knobs):
+class NetdevSim:
     """A netdevsim device with `ports` ports, removed by remove() (or the with block).
 
     namespace (a bpfvm.net Namespace, or a namespace fd) moves the ports
@@ -180,7 +190,7 @@ class NetdevSim(Knobs):
         system.mount_filesystems()  # debugfs, for the knobs
         self.removed = False
         self.id = self._create(ports, queues)
-        self._knob_dir = DEBUGFS / f"netdevsim{self.id}"
+        self.knobs = Knobs(DEBUGFS / f"netdevsim{self.id}", f"netdevsim{self.id}")
         self.netns_fd = netns.current()
         try:
             names = self._wait_for_netdevs(ports)
@@ -238,7 +248,7 @@ class NetdevSim(Knobs):
     def bound_progs(self) -> list[dict[str, Any]]:
         """Programs bound to this device: id, state (verify/xlated), loaded, from debugfs."""
         progs = []
-        for entry in sorted((self._knob_dir / "bpf_bound_progs").iterdir(),
+        for entry in sorted((self.knobs.directory / "bpf_bound_progs").iterdir(),
                             key=lambda p: int(p.name)):
             progs.append({"id": _knob_value((entry / "id").read_text()),
                           "state": (entry / "state").read_text().strip(),

@@ -20,6 +20,8 @@ _compiler: Optional[Compiler] = None
 class BuildError(Exception):
     """The host could not compile a source; the message is clang's output."""
 
+    __module__ = "bpfvm.bpf"  # its public home, as tracebacks show it
+
 
 def set_compiler(compiler: Optional[Compiler]) -> None:
     global _compiler

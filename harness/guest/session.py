@@ -40,7 +40,7 @@ class Link:
 
 
 class GuestSession:
-    def __init__(self, link: Link, spec: dict[str, Any]):
+    def __init__(self, link: Link, spec: protocol.GuestSpec):
         self.link = link
         self.spec = spec
         self.config: Optional[pytest.Config] = None
@@ -50,7 +50,7 @@ class GuestSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
-        for name, value in self.spec.get("options", {}).items():
+        for name, value in self.spec.options.items():
             setattr(config.option, name, value)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:

@@ -9,7 +9,6 @@ serialized by pytest's own hooks, as pytest-xdist does it.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ def find_port(name: str, timeout: float = 30.0) -> str:
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
+    spec = protocol.GuestSpec.from_json(Path(argv[0]).read_text())
     fd = os.open(find_port(protocol.PORT_NAME), os.O_RDWR)
     link = session.Link(fd)
     hello = link.receive()
@@ -52,11 +51,11 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # report any setup failure to the host, then stop
         link.send({"ev": Ev.ERROR, "error": f"guest setup failed: {e}"})
         return 1
-    os.environ.update(spec["env"])
-    os.chdir(spec["rootdir"])
+    os.environ.update(spec.env)
+    os.chdir(spec.rootdir)
     import pytest
 
-    return int(pytest.main(spec["args"], plugins=[session.GuestSession(link, spec)]))
+    return int(pytest.main(spec.args, plugins=[session.GuestSession(link, spec)]))
 
 
 if __name__ == "__main__":

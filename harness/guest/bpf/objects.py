@@ -31,6 +31,8 @@ PROG_TYPES = {
 class LoadError(OSError):
     """An object failed to load; .log is the verifier log of the program that failed."""
 
+    __module__ = "bpfvm.bpf"  # its public home, as tracebacks show it
+
     def __init__(self, err: int, obj: str, program: Optional[str], log: str,
                  messages: list[str], summary: Optional[str] = None):
         """summary: what went wrong, when more can be said than the errno."""

@@ -22,6 +22,24 @@ def split_specs(value: str) -> list[str]:
     return [s.strip() for s in value.split(",") if s.strip()]
 
 
+def targets(kernels: str, arches: str, entries: list[catalog.Entry],
+            flavours: dict[str, catalog.Flavour]) -> dict[str, Target]:
+    """The run's targets by id, from --kernel and --arch values (comma-separated)."""
+    found: dict[str, Target] = {}
+    for arch in split_specs(arches):
+        for spec in split_specs(kernels):
+            target = parse(spec, arch, entries, flavours)
+            found[target.id] = target
+    if any(t.kind == "host" for t in found.values()) and os.geteuid() != 0:
+        raise ResolveError("--kernel host runs tests on the running kernel and needs "
+                           "root; run pytest as root or pick a VM kernel")
+    foreign_host = [t for t in found.values() if t.kind == "host" and t.foreign]
+    if foreign_host:
+        raise ResolveError(f"--kernel host runs on this {host_arch()} machine; "
+                           f"it cannot be {foreign_host[0].arch}")
+    return found
+
+
 def parse(spec: str, arch: str, entries: list[catalog.Entry],
           flavours: Optional[dict[str, catalog.Flavour]] = None) -> Target:
     """The Target a --kernel value names; catalog kernels are not fetched or built yet."""

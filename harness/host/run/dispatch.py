@@ -7,11 +7,24 @@ from typing import Any, Callable, Optional
 import pytest
 from pytest import TestReport
 
+from ...plugin import target_of
 from ...protocol import END, Ev, Op, boundary
+from ...target import Target
 from ..vm import console
 from ..vm.vm import Vm, VmError, VmTimeout
 
 PHASES = ("setup", "call", "teardown")
+SKIP_ON_HOST = pytest.StashKey[bool]()  # an item whose skip the host decided: never sent
+
+
+def next_in_guest(target: Target, nextitem: Optional[pytest.Item]) -> Optional[str]:
+    """The node id the guest will run next, when known, so it keeps the
+    fixtures they share; None makes it tear everything down. An item the
+    host skips never reaches the guest, so it is not a next item there."""
+    if nextitem is None or nextitem.stash.get(SKIP_ON_HOST, False):
+        return None
+    next_target = target_of(nextitem)
+    return nextitem.nodeid if next_target is not None and next_target.id == target.id else None
 
 
 def synthesize(item: pytest.Item, got: list[TestReport], message: str) -> list[TestReport]:

@@ -1,8 +1,6 @@
 """The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,17 +20,19 @@ from ..kernels.ksource import SourceError
 from ..report import compat
 from ..vm import accel, bundle, rootfs
 from ..vm.rootfs import RootfsError
-from ..vm.vm import ForeignRoot, Vm, VmError, VmOptions
-from . import bpfobjects, dispatch, options, schedule
+from ..vm.vm import Vm, VmError
+from . import bpfobjects, dispatch, launch, schedule
+from .pool import VmPool
 
-PACKAGE_DIR = Path(__file__).resolve().parents[2]  # bpfvm's own directory (harness/ in a checkout)
 
 class HostRun:
+    """The session's orchestration on the host: targets, preparing them once,
+    host-side skips, and each VM item run in its kernel's VM (from the pool)."""
+
     def __init__(self, config: pytest.Config):
         self.config = config
         self.targets: dict[str, Target] = {}
-        self.vms: dict[str, Vm] = {}
-        self.broken: dict[str, str] = {}
+        self.pool = VmPool(self.new_vm)
         self.seq = 0
         self.accel = "tcg"
         self.files: dict[str, set[str]] = {}
@@ -49,23 +49,13 @@ class HostRun:
     def parse_targets(self) -> None:
         """Targets from --kernel/--arch (or the ini default), without fetching."""
         opt = self.config.getoption
-        specs = resolve.split_specs(opt("kernel") or self.config.getini("bpfvm_kernels"))
         try:
             self.entries = catalog.load()
-            flavours = catalog.load_flavours()
-            for arch in resolve.split_specs(opt("arch") or host_arch()):
-                for spec in specs:
-                    target = resolve.parse(spec, arch, self.entries, flavours)
-                    self.targets[target.id] = target
+            self.targets = resolve.targets(opt("kernel") or self.config.getini("bpfvm_kernels"),
+                                           opt("arch") or host_arch(), self.entries,
+                                           catalog.load_flavours())
         except (CatalogError, resolve.ResolveError) as e:
             raise pytest.UsageError(str(e)) from None
-        if any(t.kind == "host" for t in self.targets.values()) and os.geteuid() != 0:
-            raise pytest.UsageError("--kernel host runs tests on the running kernel and needs "
-                                    "root; run pytest as root or pick a VM kernel")
-        foreign_host = [t for t in self.targets.values() if t.kind == "host" and t.foreign]
-        if foreign_host:
-            raise pytest.UsageError(f"--kernel host runs on this {host_arch()} machine; "
-                                    f"it cannot be {foreign_host[0].arch}")
 
     def has_vm_tests(self, nodeids: list[str]) -> bool:
         """Whether any of nodeids (an xdist worker's collection) is parametrized by a target."""
@@ -116,36 +106,17 @@ class HostRun:
     def decide_accel(self) -> None:
         """KVM or TCG; an xdist worker finds the controller's probe remembered in the cache."""
         vm_targets = [t for t in self.targets.values() if t.in_vm]
-        if not vm_targets:
-            return
-        requested = self.config.getoption("accel")
-        try:
-            self.accel, warning = accel.decide(
-                requested, accel.kvm_device_usable(),
-                lambda: accel.remembered(cache.cache_dir() / accel.STATE,
-                                         lambda: accel.probe(vm_targets[0])))
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-        if warning:
-            self._progress(warning)
+        if vm_targets:
+            try:
+                self.accel = accel.choose(self.config.getoption("accel"), vm_targets[0],
+                                          self._progress)
+            except ValueError as e:
+                raise pytest.UsageError(str(e)) from None
 
     def _progress(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and not hasattr(self.config, "workerinput"):
             reporter.write_line(line)
-
-    def vm_options(self) -> VmOptions:
-        getini = self.config.getini
-        opt = self.config.getoption
-        logdir = opt("bpfvm_logdir") or Path(
-            self.config._tmp_path_factory.getbasetemp()) / "bpfvm-logs"  # type: ignore[attr-defined]
-        return VmOptions(accel=self.accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
-                         memory=opt("bpfvm_memory") or getini("bpfvm_memory"),
-                         boot_timeout=float(getini("bpfvm_boot_timeout")),
-                         logdir=Path(logdir))
-
-    def timeout(self) -> float:
-        return float(self.config.getoption("bpfvm_timeout") or self.config.getini("bpfvm_timeout"))
 
     # -- collection ------------------------------------------------------
 
@@ -171,7 +142,7 @@ class HostRun:
                 continue
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
-                item.stash[SKIP_ON_HOST] = True
+                item.stash[dispatch.SKIP_ON_HOST] = True
 
     # -- running ---------------------------------------------------------
 
@@ -180,18 +151,17 @@ class HostRun:
         assert target is not None
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        nextid = self.next_in_guest(target, nextitem)
+        nextid = dispatch.next_in_guest(target, nextitem)
         try:
-            vm = self.vm_for(target)
+            vm = self.pool.get(target)
         except VmError as e:
             reports = dispatch.synthesize(item, [], f"cannot boot: {e}")
         else:
             self.seq += 1
-            reports, error = dispatch.run(vm, item, nextid, self.seq, self.timeout(),
+            reports, error = dispatch.run(vm, item, nextid, self.seq, launch.test_timeout(self.config),
                                           lambda request: self.serve(target.arch, request))
             if error is not None:
-                vm.kill()
-                del self.vms[target.id]
+                self.pool.discard(target)
         for report in reports:
             report.user_properties.extend(self.kernel_properties(target))
             ihook.pytest_runtest_logreport(report=report)
@@ -202,96 +172,18 @@ class HostRun:
         accel_used = "none" if not target.in_vm else "tcg" if target.foreign else self.accel
         return compat.kernel_properties(target, accel_used)
 
-    @staticmethod
-    def next_in_guest(target: Target, nextitem: Optional[pytest.Item]) -> Optional[str]:
-        """The node id the guest will run next, when known, so it keeps the
-        fixtures they share; None makes it tear everything down. An item the
-        host skips never reaches the guest, so it is not a next item there."""
-        if nextitem is None or nextitem.stash.get(SKIP_ON_HOST, False):
-            return None
-        next_target = target_of(nextitem)
-        return nextitem.nodeid if next_target is not None and next_target.id == target.id else None
-
-    def vm_for(self, target: Target) -> Vm:
-        vm = self.vms.get(target.id)
-        if vm is not None and vm.alive:
-            return vm
-        if target.id in self.broken:
-            raise VmError(self.broken[target.id])
-        if not self.vms and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            # SIGTERM ends the run like Ctrl-C does, so the VMs are stopped.
-            signal.signal(signal.SIGTERM, _interrupt)
-        opts = self.vm_options()
+    def new_vm(self, target: Target) -> Vm:
+        opts = launch.vm_options(self.config, self.accel)
+        spec = launch.guest_spec(self.config, target, list(self.files.get(target.id, ())))
         if target.foreign:
             opts.accel = "tcg"  # KVM runs the host's arch only
-            vm = Vm(target, opts, self.guest_spec(target), foreign=self.foreign_root(target))
-        else:
-            vm = Vm(target, opts, self.guest_spec(target), bundle.for_this_process())
-        try:
-            vm.start()
-        except VmError as e:
-            self.broken[target.id] = f"(boot failed earlier in this run) {e}"
-            raise
-        self.vms[target.id] = vm
-        return vm
-
-    def foreign_root(self, target: Target) -> ForeignRoot:
-        """The arch's cached root, with the project, bpfvm (which may be installed
-        outside the project) and the kernel's files shared."""
-        assert target.vmlinuz is not None
-        image = Path(target.vmlinuz)
-        entry = image.parents[1] if image.parent.name == "boot" else image.parent
-        shares = {str(self.config.rootpath), str(PACKAGE_DIR), str(entry)}
-        modules = entry / "lib/modules" / target.release
-        return ForeignRoot(self.roots[target.arch], sorted(shares),
-                           str(modules) if modules.is_dir() else None, str(PACKAGE_DIR))
-
-    def guest_spec(self, target: Target) -> dict[str, Any]:
-        config = self.config
-        rootdir = str(config.rootpath)
-        args = sorted(self.files.get(target.id, ()))
-        args += ["--rootdir", rootdir, "-p", "no:cacheprovider", "-p", "no:terminal",
-                 "--continue-on-collection-errors", "--basetemp", "/tmp/bpfvm-guest",
-                 f"--capture={config.getoption('capture')}"]
-        for plugin in entry_point_plugins(config):
-            args += ["-p", plugin]
-        if config.inipath:
-            args += ["-c", str(config.inipath)]
-        return {
-            "rootdir": rootdir,
-            "args": args,
-            "options": options.forwarded(config),
-            "env": {"BPFVM_GUEST": target.to_json(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                    "BPFVM_HOST_BOOT_ID": Path("/proc/sys/kernel/random/boot_id").read_text().strip()},
-        }
+            root = launch.foreign_root(self.config, target, self.roots[target.arch])
+            return Vm(target, opts, spec, foreign=root)
+        return Vm(target, opts, spec, bundle.for_this_process())
 
     def shutdown(self) -> None:
-        for vm in self.vms.values():
-            vm.stop()
-        self.vms.clear()
+        self.pool.shutdown()
 
     def kill_all(self) -> None:
-        for vm in self.vms.values():
-            vm.kill()
-        self.vms.clear()
+        self.pool.kill_all()
 
-
-def _interrupt(signum: int, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def entry_point_plugins(config: pytest.Config) -> list[str]:
-    """Modules of the setuptools-registered plugins active on the host.
-
-    The guest loads exactly these (autoload off): scanning every installed
-    distribution's entry points costs seconds over 9p under TCG.
-    """
-    names = []
-    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
-        name = getattr(plugin, "__name__", None)
-        if name and not name.startswith("xdist"):
-            names.append(name)
-    return names
-
-
-SKIP_ON_HOST = pytest.StashKey[bool]()

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 from ...target import Target, host_arch
 from .. import tools
+from ..kernels import cache
 from . import console
 from . import vm as vmmod
 
@@ -30,8 +31,7 @@ def kvm_device_usable(path: str = "/dev/kvm") -> bool:
 def probe(target: Target, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Boot target under KVM running `true`; (works, what happened)."""
     opts = vmmod.VmOptions(accel="kvm", cpus=1, memory="512M")
-    cmd = vmmod.vng_command(target, opts, Path("/dev/null"), "true")
-    cmd = [c for c in cmd if not c.startswith("--qemu-opts=")]  # --verbose stays: QEMU's errors show
+    cmd = vmmod.boot_command(target, opts, "true")  # --verbose: QEMU's errors show
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True,
@@ -114,3 +114,13 @@ def decide(requested: str, device_ok: bool,
     if works:
         return "kvm", None
     return "tcg", f"bpfvm: KVM does not work here ({detail}); using TCG (slower)"
+
+
+def choose(requested: str, target: Target, say: Callable[[str], None]) -> str:
+    """The accelerator for this host's guests: decide() with the probe (booting
+    target) remembered in the cache; say() gets the warning when KVM fails."""
+    accel, warning = decide(requested, kvm_device_usable(),
+                            lambda: remembered(cache.cache_dir() / STATE, lambda: probe(target)))
+    if warning:
+        say(warning)
+    return accel

@@ -7,7 +7,6 @@ exposes as a unix socket in the VM's private run directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import shutil
@@ -96,25 +95,35 @@ class ForeignRoot:
         return "\n".join(lines)
 
 
-def vng_command(target: Target, opts: VmOptions, sock: Path, command: str,
-                extra: Sequence[str] = ()) -> list[str]:
+def channel_opts(sock: Path, arch: str) -> str:
+    """QEMU options for the host-guest channel: a virtio-serial port named
+    PORT_NAME, on a unix socket at sock on the host."""
+    return (f"-chardev socket,id=bpfvm,path={sock},server=on,wait=off "
+            f"-device {ARCH[arch].virtio_serial},id=bpfvmser "
+            f"-device virtserialport,bus=bpfvmser.0,name={PORT_NAME},chardev=bpfvm")
+
+
+def boot_command(target: Target, opts: VmOptions, command: str, extra: Sequence[str] = (),
+                 qemu_opts: str = "", verbose: bool = True) -> list[str]:
+    """The vng command that boots target with opts' CPUs, memory and accelerator
+    and runs command; qemu_opts are added to QEMU's (the channel, for a Vm)."""
     try:
         vng = tools.require("vng")
     except tools.ToolMissing as e:
         raise VmError(str(e)) from None
     kernel = target.kdir or target.vmlinuz
-    qemu_opts = (f"-chardev socket,id=bpfvm,path={sock},server=on,wait=off "
-                 f"-device {ARCH[target.arch].virtio_serial},id=bpfvmser "
-                 f"-device virtserialport,bus=bpfvmser.0,name={PORT_NAME},chardev=bpfvm")
-    # --force-9p: virtme-ng would otherwise try virtiofsd first, and where only
-    # QEMU's old C virtiofsd is installed that costs seconds before falling back.
+    qemu = [qemu_opts] if qemu_opts else []
     if opts.accel != "kvm":
         # Multi-threaded TCG mishandles the kernel patching its own text while
         # another vCPU runs it: 6.12 guests with 2 vCPUs oopsed at boot on an
         # int3 in sched_clock_cpu. One TCG thread for all vCPUs avoids it.
-        qemu_opts += " -accel tcg,thread=single"
-    cmd = [vng, "--run", str(kernel), "--verbose", "--force-9p", "--cpus", str(opts.cpus),
-           "--memory", opts.memory, f"--qemu-opts={qemu_opts}"]
+        qemu.append("-accel tcg,thread=single")
+    # --force-9p: virtme-ng would otherwise try virtiofsd first, and where only
+    # QEMU's old C virtiofsd is installed that costs seconds before falling back.
+    cmd = [vng, "--run", str(kernel), *(["--verbose"] if verbose else []), "--force-9p",
+           "--cpus", str(opts.cpus), "--memory", opts.memory]
+    if qemu:
+        cmd.append(f"--qemu-opts={' '.join(qemu)}")
     if opts.accel != "kvm":
         cmd.append("--disable-kvm")
     if target.arch != "x86_64":
@@ -127,7 +136,7 @@ class Vm:
 
     _count = 0
 
-    def __init__(self, target: Target, opts: VmOptions, guest_spec: dict[str, Any],
+    def __init__(self, target: Target, opts: VmOptions, guest_spec: protocol.GuestSpec,
                  prelude: str = "", foreign: Optional[ForeignRoot] = None):
         """prelude: shell commands the guest runs before starting the worker.
         foreign: the root and shares of a guest that cannot use the host's root."""
@@ -155,7 +164,7 @@ class Vm:
         self.opts.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-"))
         spec_path = self.rundir / "guest.json"
-        spec_path.write_text(json.dumps(self.guest_spec))
+        spec_path.write_text(self.guest_spec.to_json())
         sock_path = self.rundir / "chan.sock"
         script = self.rundir / "guest.sh"
         python, guest_dir, extra, prelude = sys.executable, self.rundir, [], self.prelude
@@ -168,8 +177,8 @@ class Vm:
                           f"exec {python} -m bpfvm.guest.worker {guest_dir / spec_path.name}\n")
         # The command travels on the kernel command line (2048 bytes on x86),
         # so the guest gets only the path of the script.
-        cmd = vng_command(self.target, self.opts, sock_path, f"exec sh {guest_dir / script.name}",
-                          extra)
+        cmd = boot_command(self.target, self.opts, f"exec sh {guest_dir / script.name}", extra,
+                           qemu_opts=channel_opts(sock_path, self.target.arch))
         leash_r, self._leash_w = os.pipe()
         env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
@@ -177,7 +186,7 @@ class Vm:
             [sys.executable, "-m", "bpfvm.host.vm.leash", str(leash_r), str(self.rundir),
              str(self.log_path), "--", *cmd],
             stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True, env=env,
-            cwd=self.guest_spec["rootdir"])
+            cwd=self.guest_spec.rootdir)
         os.close(leash_r)
         deadline = started + self.opts.boot_timeout
         try:

@@ -1,0 +1,73 @@
+"""What a guest is started with: the worker's spec and, for a foreign arch, its root.
+
+The guest runs an ordinary pytest over the same files: the spec names them,
+the plugins the host has from installed distributions (the guest loads
+exactly these: scanning every distribution's entry points over 9p costs
+seconds under TCG), the ini file, the option values it may have
+(options.py) and the environment that tells the plugin it is in a guest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ...protocol import GuestSpec
+from ...target import Target
+from ..vm.vm import ForeignRoot, VmOptions
+from . import options
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # bpfvm's own directory (harness/ in a checkout)
+GUEST_BASETEMP = "/tmp/bpfvm-guest"
+
+
+def guest_spec(config: pytest.Config, target: Target, files: list[str]) -> GuestSpec:
+    rootdir = str(config.rootpath)
+    args = sorted(files) + ["--rootdir", rootdir, "-p", "no:cacheprovider", "-p", "no:terminal",
+                            "--continue-on-collection-errors", "--basetemp", GUEST_BASETEMP,
+                            f"--capture={config.getoption('capture')}"]
+    for plugin in entry_point_plugins(config):
+        args += ["-p", plugin]
+    if config.inipath:
+        args += ["-c", str(config.inipath)]
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return GuestSpec(rootdir=rootdir, args=args, options=options.forwarded(config),
+                     env={"BPFVM_GUEST": target.to_json(), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                          "BPFVM_HOST_BOOT_ID": boot_id})
+
+
+def entry_point_plugins(config: pytest.Config) -> list[str]:
+    """Modules of the setuptools-registered plugins active on the host, but xdist's."""
+    names = []
+    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
+        name = getattr(plugin, "__name__", None)
+        if name and not name.startswith("xdist"):
+            names.append(name)
+    return names
+
+
+def foreign_root(config: pytest.Config, target: Target, root: str) -> ForeignRoot:
+    """The arch's cached root, with the project, bpfvm (which may be installed
+    outside the project) and the kernel's files shared."""
+    assert target.vmlinuz is not None
+    image = Path(target.vmlinuz)
+    entry = image.parents[1] if image.parent.name == "boot" else image.parent
+    shares = {str(config.rootpath), str(PACKAGE_DIR), str(entry)}
+    modules = entry / "lib/modules" / target.release
+    return ForeignRoot(root, sorted(shares), str(modules) if modules.is_dir() else None,
+                       str(PACKAGE_DIR))
+
+
+def vm_options(config: pytest.Config, accel: str) -> VmOptions:
+    """CPUs, memory, boot timeout and console log directory, from options and ini."""
+    getini, opt = config.getini, config.getoption
+    logdir = opt("bpfvm_logdir") or Path(
+        config._tmp_path_factory.getbasetemp()) / "bpfvm-logs"  # type: ignore[attr-defined]
+    return VmOptions(accel=accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
+                     memory=opt("bpfvm_memory") or getini("bpfvm_memory"),
+                     boot_timeout=float(getini("bpfvm_boot_timeout")), logdir=Path(logdir))
+
+
+def test_timeout(config: pytest.Config) -> float:
+    """Seconds one test may take in a VM."""
+    return float(config.getoption("bpfvm_timeout") or config.getini("bpfvm_timeout"))
