@@ -21,8 +21,9 @@ from .guest.bpf.maps import (BloomFilter, Map, MapOfMaps, PerCpuMap, PerCpuValue
                              QueueMap)
 from .guest.bpf.objects import BpfObject, LoadError, Program, TestRun, load
 from .guest.bpf.tcfilter import TcFilter
-from .guest.bpf.tools import bpftool, on_cpu, online_cpus, possible_cpus
-from .guest.objects import BuildError, compiled, load_object
+from .guest.bpf.bpftool import bpftool
+from .guest.bpf.cpus import on_cpu, online_cpus, possible_cpus
+from .guest.compiled import BuildError, compiled, load_object
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7

@@ -13,7 +13,7 @@ through ``Program.attach_tc_filter(port, skip_sw=True)`` (iproute2's tc).
 """
 from .guest.bpf.attach import XdpState, xdp_query
 from .guest.bpf.tcfilter import TcFilter, filters as tc_filters
-from .guest.netdevsim import NO_NETDEVSIM, XDP_MAX_MTU, NetdevSim, NsimPort, available, link
+from .guest.netdevsim import NO_NETDEVSIM, XDP_MAX_MTU, NetdevSim, NsimPort, available, connect
 
 __all__ = ["XdpState", "xdp_query", "TcFilter", "tc_filters", "NO_NETDEVSIM", "XDP_MAX_MTU",
-           "NetdevSim", "NsimPort", "available", "link"]
+           "NetdevSim", "NsimPort", "available", "connect"]

@@ -204,7 +204,7 @@ def bpf_object(request: pytest.FixtureRequest):
     offload, dev_bound) go to bpfvm.bpf.load. Every object is closed at
     teardown, detaching what its programs attached.
     """
-    from .guest.objects import load_object
+    from .guest.compiled import load_object
 
     opened = []
 

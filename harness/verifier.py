@@ -32,7 +32,7 @@ from typing import Any, Optional
 from . import properties as P
 from . import vlog
 from .guest.bpf import insns as asm
-from .guest.bpf.verifier import LOG_STATS, Source, Verdict, load_insns, load_source, verify
+from .guest.bpf.verify import LOG_STATS, Source, Verdict, load_insns, load_source, verify
 
 __all__ = ["asm", "LOG_STATS", "Verdict", "verify", "load_insns", "load_source",
            "check_reject", "check_accept", "expect_reject", "expect_accept", "Checker"]

@@ -347,7 +347,7 @@ def test_linked_ports_carry_frames_to_xdp(netdevsim, bpf_object, mode):
             ns.sysctl("net.ipv6.conf.default.disable_ipv6", 1)
         a, b = netdevsim(namespace=a_ns), netdevsim(namespace=b_ns)
         sender, receiver = a.ports[0].up(), b.ports[0].up()
-        offload.link(sender, receiver)
+        offload.connect(sender, receiver)
         obj = bpf_object("xdp_count")
         obj.program("xdp_count").attach_xdp(receiver, mode=mode)
         frame = bytes.fromhex("ffffffffffff020000000001") + b"\x08\x00" + bytes(46)

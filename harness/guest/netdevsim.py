@@ -267,7 +267,7 @@ class NetdevSim:
                 os.close(self.netns_fd)
 
 
-def link(a: NsimPort, b: NsimPort) -> None:
+def connect(a: NsimPort, b: NsimPort) -> None:
     """Join two ports like a cable (6.10+): what one sends, the other receives.
 
     Returns once both can carry frames (bring them up first).

@@ -13,10 +13,10 @@ import pytest
 
 from .. import protocol
 from ..protocol import Ev, Op
-from . import objects, system
+from . import compiled, system
 
 
-class Link:
+class Channel:
     """The guest end of the channel (a virtio-serial character device)."""
 
     def __init__(self, fd: int):
@@ -40,12 +40,12 @@ class Link:
 
 
 class GuestSession:
-    def __init__(self, link: Link, spec: protocol.GuestSpec):
+    def __init__(self, link: Channel, spec: protocol.GuestSpec):
         self.link = link
         self.spec = spec
         self.config: Optional[pytest.Config] = None
         self.collect_errors: list[str] = []
-        objects.set_compiler(link.call)
+        compiled.set_compiler(link.call)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:

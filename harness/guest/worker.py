@@ -42,7 +42,7 @@ def find_port(name: str, timeout: float = 30.0) -> str:
 def main(argv: list[str]) -> int:
     spec = protocol.GuestSpec.from_json(Path(argv[0]).read_text())
     fd = os.open(find_port(protocol.PORT_NAME), os.O_RDWR)
-    link = session.Link(fd)
+    link = session.Channel(fd)
     hello = link.receive()
     if hello.get("op") != Op.HELLO:
         raise RuntimeError(f"unexpected first message {hello}")

@@ -40,9 +40,9 @@ class HostRun:
         self.roots: dict[str, str] = {}  # arch -> guest root, for foreign arches
         self.prepared = False
         self.decided = False
-        from ...guest import objects  # tests run on this host (--kernel host) build here
+        from ...guest import compiled  # tests run on this host (--kernel host) build here
 
-        objects.set_compiler(lambda request: self.serve(host_arch(), request))
+        compiled.set_compiler(lambda request: self.serve(host_arch(), request))
 
     # -- setup -----------------------------------------------------------
 

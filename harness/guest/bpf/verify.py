@@ -138,7 +138,7 @@ def load_source(source: Union[str, Path], program: Optional[str] = None, *,
                 log_level: int = 1, cflags: Sequence[str] = (), base: Optional[Path] = None,
                 offload: Optional[Interface] = None) -> Verdict:
     """Compile source on the host and load program (the object's only one by default)."""
-    from ..objects import compiled
+    from ..compiled import compiled
     from .objects import BpfObject, load
 
     name, data = compiled(source, cflags, base)
