@@ -62,6 +62,45 @@ class ChannelClosed(EOFError):
     """The other side went away."""
 
 
+class ProtocolError(ValueError):
+    """A message that is not one the protocol has: too big, not JSON, or not a
+    known event with its fields. The host fails the test in flight with it."""
+
+
+EXCERPT = 200
+
+
+def excerpt(data: Any) -> str:
+    """What arrived, for a message: its first EXCERPT characters."""
+    text = data if isinstance(data, str) else repr(data)
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}... ({len(text)} characters)"
+
+
+# The fields each guest event must carry, and their types.
+EVENT_FIELDS: dict[str, dict[str, type]] = {
+    Ev.READY: {"release": str},
+    Ev.ERROR: {"error": str},
+    Ev.REPORT: {"data": dict},
+    Ev.CALL: {},
+    Ev.MISSING: {"errors": list},
+    Ev.DONE: {"seq": int},
+}
+
+
+def check_event(message: Any) -> dict[str, Any]:
+    """message, when it is a known guest event with the fields it needs; else ProtocolError."""
+    if not isinstance(message, dict) or not isinstance(message.get("ev"), str):
+        raise ProtocolError(f"a message without an event: {excerpt(message)}")
+    fields = EVENT_FIELDS.get(message["ev"])
+    if fields is None:
+        raise ProtocolError(f"an unknown event {excerpt(message['ev'])!s}: {excerpt(message)}")
+    for name, kind in fields.items():
+        if not isinstance(message.get(name), kind):
+            raise ProtocolError(f"a {message['ev']!r} event without {kind.__name__} {name!r}: "
+                                f"{excerpt(message)}")
+    return message
+
+
 def encode(message: dict[str, Any]) -> bytes:
     body = json.dumps(message, separators=(",", ":")).encode()
     return _HEADER.pack(len(body)) + body
@@ -79,12 +118,17 @@ class Decoder:
         while len(self._buf) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(self._buf)
             if size > MAX_MESSAGE:
-                raise ValueError(f"message of {size} bytes exceeds the {MAX_MESSAGE} limit")
+                raise ProtocolError(f"a message of {size} bytes, which exceeds the "
+                                    f"{MAX_MESSAGE} byte limit")
             if len(self._buf) < _HEADER.size + size:
                 break
             body = bytes(self._buf[_HEADER.size:_HEADER.size + size])
             del self._buf[:_HEADER.size + size]
-            messages.append(json.loads(body))
+            try:
+                messages.append(json.loads(body))
+            except ValueError:
+                raise ProtocolError(f"a message that is not JSON: "
+                                    f"{excerpt(body.decode(errors='replace'))}") from None
         return messages
 
 

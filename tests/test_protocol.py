@@ -26,3 +26,21 @@ def test_blocking_reader_and_eof():
 def test_oversized_message_is_refused():
     with pytest.raises(ValueError, match="exceeds"):
         protocol.Decoder().feed(b"\xff\xff\xff\xff")
+
+
+def test_what_is_not_json_is_a_protocol_error_with_what_arrived():
+    with pytest.raises(protocol.ProtocolError, match=r"not JSON: \{bad"):
+        protocol.Decoder().feed(b"\x00\x00\x00\x05{bad}")
+
+
+@pytest.mark.parametrize("message, said", [
+    ([1, 2], "without an event"),
+    ({"data": {}}, "without an event"),
+    ({"ev": "bogus"}, "unknown event bogus"),
+    ({"ev": "done"}, "'done' event without int 'seq'"),
+    ({"ev": "report", "data": "x" * 1000}, r"without dict 'data': .*\.\.\. \(1\d\d\d characters\)"),
+])
+def test_events_are_checked_before_the_host_acts_on_them(message, said):
+    with pytest.raises(protocol.ProtocolError, match=said):
+        protocol.check_event(message)
+    assert protocol.check_event({"ev": "done", "seq": 3}) == {"ev": "done", "seq": 3}

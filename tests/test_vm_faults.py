@@ -146,6 +146,41 @@ def test_guest_worker_death_is_reported(vm_runner, fault_outcome):
     fault_outcome(run.assert_blamed("test_kills_worker", "the guest VM died"))
 
 
+# Raw bytes a guest test writes into the bpfvm channel, on the worker's own fd.
+FRAME = "(lambda body: struct.pack('>I', len(body)) + body)"
+GARBAGE = {
+    "not_json": f"{FRAME}(b'{{not json')",
+    "unknown_event": f"{FRAME}(b'{{\"ev\": \"bogus\"}}')",
+    "oversized": "struct.pack('>I', 0xffffffff)",
+}
+
+
+@pytest.mark.parametrize("kind, said", [
+    pytest.param("not_json", "a message that is not JSON: {not json",
+                 marks=pytest.mark.fault("a guest message that is not JSON")),
+    pytest.param("unknown_event", "an unknown event bogus",
+                 marks=pytest.mark.fault("a guest message with an unknown event")),
+    pytest.param("oversized", "a message of 4294967295 bytes",
+                 marks=pytest.mark.fault("an oversized guest message")),
+])
+def test_a_bad_guest_message_fails_only_the_test_in_flight(vm_runner, fault_outcome, kind, said):
+    vm_runner.write(f"""
+        import os, struct
+        def test_garbage(request):
+            session = next(p for p in request.config.pluginmanager.get_plugins()
+                           if type(p).__name__ == "GuestSession")
+            os.write(session.link.fd, {GARBAGE[kind]})
+            import time; time.sleep(30)
+        def test_after():
+            pass
+    """)
+    run = vm_runner.run()
+    message = run.assert_blamed("test_garbage", f"the guest sent {said}",
+                                "the VM was killed and is booted anew")
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.output
+    fault_outcome(message)
+
+
 @pytest.mark.parametrize("sig", [
     pytest.param(signal.SIGINT, id="ctrl-c", marks=pytest.mark.fault("Ctrl-C to the host pytest")),
     pytest.param(signal.SIGTERM, id="sigterm", marks=pytest.mark.fault("SIGTERM to the host pytest")),

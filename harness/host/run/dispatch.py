@@ -9,12 +9,26 @@ from pytest import TestReport
 
 from ...plugin import target_of
 from ...protocol import END, Ev, Op, boundary
+from ...protocol import excerpt as protocol_excerpt
 from ...target import Target
 from ..vm import console
-from ..vm.vm import Vm, VmError, VmTimeout
+from ..vm.vm import Vm, VmBadMessage, VmError, VmTimeout
 
 PHASES = ("setup", "call", "teardown")
 SKIP_ON_HOST = pytest.StashKey[bool]()  # an item whose skip the host decided: never sent
+
+
+def deserialize(config: pytest.Config, message: dict[str, Any], nodeid: str) -> TestReport:
+    """The report in a report event, if it is one of the test in flight; else VmBadMessage."""
+    try:
+        report = config.hook.pytest_report_from_serializable(config=config, data=message["data"])
+    except Exception as e:  # noqa: BLE001 - any malformed report is the guest's fault
+        raise VmBadMessage(f"the guest sent a report pytest cannot read ({type(e).__name__}: "
+                           f"{e}): {protocol_excerpt(message)}") from None
+    if not isinstance(report, TestReport) or report.nodeid != nodeid:
+        raise VmBadMessage(f"the guest sent a report that is not of {nodeid}: "
+                           f"{protocol_excerpt(message)}")
+    return report
 
 
 def next_in_guest(target: Target, nextitem: Optional[pytest.Item]) -> Optional[str]:
@@ -81,8 +95,7 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
         while True:
             message = vm.receive(deadline, what=item.nodeid)
             if message["ev"] == Ev.REPORT:
-                reports.append(config.hook.pytest_report_from_serializable(
-                    config=config, data=message["data"]))
+                reports.append(deserialize(config, message, item.nodeid))
             elif message["ev"] == Ev.MISSING:
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
                 return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
@@ -93,6 +106,8 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
     except VmTimeout as e:
         head = f"timed out after {timeout:.0f}s (bpfvm_timeout); the VM was killed"
         return synthesize(item, reports, f"{head}: {e}"), e
+    except VmBadMessage as e:
+        return synthesize(item, reports, f"{e}; the VM was killed and is booted anew"), e
     except VmError as e:
         return synthesize(item, reports, f"the guest VM died: {e}"), e
     text = vm.wait_console(boundary(END, seq) + "\n")

@@ -36,6 +36,10 @@ class VmDied(VmError):
     pass
 
 
+class VmBadMessage(VmError):
+    """The guest sent something the protocol does not have; the VM is not trusted after it."""
+
+
 class VmTimeout(VmError):
     pass
 
@@ -280,7 +284,10 @@ class Vm:
                 self._wait_exit(5)
                 self._check_alive(what)
                 raise VmDied(self._explain(f"the guest closed its channel during {what}"))
-            self._inbox += self._decoder.feed(data)
+            try:
+                self._inbox += [protocol.check_event(m) for m in self._decoder.feed(data)]
+            except protocol.ProtocolError as e:
+                raise VmBadMessage(f"the guest sent {e} during {what}") from None
         return self._inbox.pop(0)
 
     def _wait_exit(self, seconds: float) -> None:
