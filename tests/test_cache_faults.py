@@ -113,3 +113,18 @@ def test_damaged_cached_image_is_fetched_again(tmp_path, monkeypatch, fault_outc
     monkeypatch.undo()
     assert source is None or cache.verify(source) is None  # the real cache was only read
     fault_outcome(next(line for line in proc.stdout.splitlines() if "cached copy unusable" in line))
+
+
+def test_doctor_warns_of_a_small_cache_and_fails_an_unusable_one(small_disk, tmp_path):
+    def doctor(cache: Path) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, "-m", "bpfvm.host.cli", "doctor"],
+                              capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, BPFVM_CACHE=str(cache)))
+        return proc.returncode, next(l for l in proc.stdout.splitlines() if "cache" in l.split()[1])
+
+    _code, line = doctor(small_disk)  # writable, 40 MiB free
+    assert line.startswith("warn  cache") and "0.0 GB free" in line
+    unusable = tmp_path / "file"
+    unusable.write_text("")
+    code, line = doctor(unusable / "cache")
+    assert line.startswith("FAIL  cache") and code == 1

@@ -9,7 +9,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from .. import __version__
 from ..arches import ARCH
@@ -103,8 +103,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per requirement: ok/FAIL/warn, what was found, and the fix.
 
     FAIL is something the default kernel (the host's arch) needs; warn is
-    something only arm64 guests, kernel builds or speed need. Every check
-    runs, whatever failed before it.
+    something only arm64 guests, kernel builds or speed need, or a check
+    whose probe answers None (works, but see the detail). Every check runs,
+    whatever failed before it.
     """
     results = []
 
@@ -113,13 +114,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             ok, detail = probe()
         except Exception as e:  # noqa: BLE001 - a broken check is a failed check, not a crash
             ok, detail = False, f"{type(e).__name__}: {e}"
-        status = "ok" if ok else ("warn" if warn else "FAIL")
-        results.append(ok or warn)
+        status = "warn" if ok is None else "ok" if ok else ("warn" if warn else "FAIL")
+        results.append(ok is not False or warn)
         print(f"{status:4}  {name:20} {detail}" + (f" -> {fix}" if fix and not ok else ""),
               flush=True)
 
     def tool(name: str) -> Callable[[], tuple[bool, str]]:
-        return lambda: (tools.find(name) is not None, tools.find(name) or "not found")
+        def probe() -> tuple[bool, str]:
+            found = tools.find(name)
+            return found is not None, found or "not found"
+        return probe
 
     arch = host_arch()
     check("catalog", _check_catalog, "fix the file or unset BPFVM_CATALOG")
@@ -158,13 +162,14 @@ def _check_libbpf() -> tuple[bool, str]:
     return True, f"{LIBRARY} loads (x86_64 guests use the host's)"
 
 
-def _check_cache() -> tuple[bool, str]:
+def _check_cache() -> tuple[Optional[bool], str]:
+    """Unwritable fails; writable with under 2 GB free is a warning (a kernel is ~0.5 GB)."""
     cdir = cache.cache_dir()
     cdir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=cdir):
         pass
     free = shutil.disk_usage(cdir).free / 1e9
-    return free > 2, f"{cdir} writable, {free:.1f} GB free"
+    return (True if free > 2 else None), f"{cdir} writable, {free:.1f} GB free"
 
 
 def _check_mirror() -> tuple[bool, str]:
@@ -296,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             ksource.SourceError, fragments.FragmentError, rootfs.RootfsError,
             verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # stdout went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:
         print(f"bpfvm: {cache.os_error_line(e)}", file=sys.stderr)

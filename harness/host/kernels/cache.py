@@ -39,7 +39,7 @@ def os_error_line(error: OSError) -> str:
     where = str(error.filename or "")
     line = f"{where or 'bpfvm'}: {error.strerror or error}"
     cdir = str(cache_dir())
-    if not where or where == cdir or where.startswith(cdir + os.sep) or cdir.startswith(where):
+    if where and (where == cdir or where.startswith(cdir + os.sep) or cdir.startswith(where)):
         line += f"; the cache is {cdir}: set BPFVM_CACHE to a writable directory"
     return line
 
