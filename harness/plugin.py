@@ -43,8 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bpfvm-memory", default=None, help="memory per VM, e.g. 1G")
     group.addoption("--bpfvm-logdir", default=None,
                     help="where VM console logs go (default: under pytest's basetemp)")
-    group.addoption("--update-golden", action="store_true", default=False,
-                    help="rewrite the verifier golden files (logs, stats) from this run")
+    group.addoption("--update-golden", action="store_const", const="yes", default=False,
+                    dest="update_golden",
+                    help="rewrite the verifier golden files (logs, stats) from this run's "
+                         "passing tests; refused where CI is set")
+    group.addoption("--update-golden=force", action="store_const", const="force",
+                    default=False, dest="update_golden",
+                    help="the same, also where CI is set")
     group.addoption("--verifier-report", default=None, metavar="BASE",
                     help="write the verifier matrix to BASE.md and BASE.json")
     group.addoption("--compat-report", default=None, metavar="BASE",
@@ -70,6 +75,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel(spec): needs a kernel version, e.g. '>=5.15'")
     config.addinivalue_line("markers", "kconfig(*options): needs kernel options, e.g. 'CONFIG_NETDEVSIM'")
     config.addinivalue_line("markers", "arch(*arches): runs only on these guest arches")
+    if config.getoption("update_golden") == "yes" and os.environ.get("CI") \
+            and not _in_guest() and not hasattr(config, "workerinput"):
+        raise pytest.UsageError("--update-golden refused: CI is set, and golden files change "
+                                "only on purpose, reviewed; pass --update-golden=force to "
+                                "write them anyway")
 
 
 def _in_guest() -> bool:
@@ -273,7 +283,7 @@ def verifier(request: pytest.FixtureRequest, kernel: Target):
     beside the test, rewritten with --update-golden)."""
     from .verifier import Checker
 
-    return Checker(request.node, kernel.id, request.path.parent / "golden",
+    return Checker(request.node, kernel.id, request.path,
                    request.config.getoption("update_golden"), base=request.path.parent)
 
 

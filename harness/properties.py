@@ -5,8 +5,8 @@ the host's end-of-run reports read them back. The host adds where each VM
 test ran; those keys also appear in JUnit records.
 """
 VERDICT = "bpfvm_verdict"          # {"program", "kernel", "accepted", "message"}
-GOLDEN_USED = "bpfvm_golden_used"  # a golden file's path that a test read
-GOLDEN = "bpfvm_golden"            # {"path", "text"}: a golden file to (re)write
+GOLDEN_USED = "bpfvm_golden_used"  # {"kernel", "name"}: a golden file a test read
+GOLDEN = "bpfvm_golden"            # {"kernel", "name", "text"}: a golden file to (re)write
 NOTE = "bpfvm_note"                # a line for the end-of-run summary
 
 # Where a VM test ran (the host adds them to every report of a VM test).

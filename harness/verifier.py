@@ -29,13 +29,15 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from . import golden
 from . import properties as P
 from . import vlog
 from .guest.bpf import insns as asm
 from .guest.bpf.verify import LOG_STATS, Source, Verdict, load_insns, load_source, verify
 
 __all__ = ["asm", "LOG_STATS", "Verdict", "verify", "load_insns", "load_source",
-           "check_reject", "check_accept", "expect_reject", "expect_accept", "Checker"]
+           "check_reject", "check_accept", "expect_reject", "expect_accept", "Checker",
+           "compare_stats"]
 
 STATS_KEYS = ("processed_insns", "max_states_per_insn", "total_states", "peak_states",
               "stack_depth", "verified_insns")
@@ -93,14 +95,15 @@ class Checker:
     """The ``verifier`` fixture: expectations, golden files, and the run's matrix.
 
     Golden files live in ``golden/<kernel id>/`` beside the test file;
-    ``--update-golden`` rewrites them (the host writes what the guest sends).
+    ``--update-golden`` rewrites them: the guest sends the kernel id, the file
+    name and the text, and the host writes them once the test has passed.
     """
 
-    def __init__(self, node: Any, kernel_id: str, golden_root: Path, update: bool,
+    def __init__(self, node: Any, kernel_id: str, test_file: Path, update: Any,
                  tolerance: float = 0.05, base: Optional[Path] = None):
         self.node, self.kernel_id = node, kernel_id
-        self.golden_dir = golden_root / kernel_id
-        self.update, self.tolerance, self.base = update, tolerance, base
+        self.golden_dir = golden.directory(test_file, kernel_id)
+        self.update, self.tolerance, self.base = bool(update), tolerance, base
 
     def _record(self, name: str, value: Any) -> None:
         self.node.user_properties.append((name, value))
@@ -113,7 +116,7 @@ class Checker:
         label = verdict.program if isinstance(source, list) else \
             f"{Path(str(source)).stem}:{verdict.program}"
         self._record(P.VERDICT, {"program": label, "kernel": self.kernel_id,
-                                       "accepted": verdict.accepted, "message": verdict.message})
+                                 "accepted": verdict.accepted, "message": verdict.message})
         return verdict
 
     def expect_reject(self, source: Source, program: Optional[str] = None,
@@ -130,15 +133,29 @@ class Checker:
     # -- golden files ------------------------------------------------------------------
 
     def _golden(self, filename: str, text: str) -> Optional[str]:
-        """The stored text (None if there is none); records use, and the update."""
+        """The stored text, or None when this run updates it; records the use.
+
+        A kernel with no golden directory skips the check: goldens are made on
+        purpose (--update-golden on that kernel, reviewed), not on a first run.
+        """
         __tracebackhide__ = True
-        path = self.golden_dir / filename
-        self._record(P.GOLDEN_USED, str(path))
+        problem = golden.bad_name(filename)
+        if problem:
+            raise ValueError(problem)
+        self._record(P.GOLDEN_USED, {"kernel": self.kernel_id, "name": filename})
         if self.update:
-            self._record(P.GOLDEN, {"path": str(path), "text": text})
+            self._record(P.GOLDEN, {"kernel": self.kernel_id, "name": filename, "text": text})
             return None
+        path = self.golden_dir / filename
+        if not self.golden_dir.is_dir():
+            import pytest
+
+            pytest.skip(f"kernel {self.kernel_id} has no golden files ({self.golden_dir}); "
+                        f"to check {filename} there, create them deliberately: "
+                        f"pytest --kernel {self.kernel_id} --update-golden, and review the diff")
         if not path.exists():
-            raise AssertionError(f"no golden file {path}: run with --update-golden to create it")
+            raise AssertionError(f"no golden file {path}: create it with "
+                                 f"--update-golden on {self.kernel_id}, and review it")
         return path.read_text()
 
     def golden_log(self, name: str, log: Any) -> None:
@@ -156,22 +173,52 @@ class Checker:
                              f"golden file (--update-golden to accept):\n{diff}")
 
     def golden_stats(self, name: str, verdict: Verdict, tolerance: Optional[float] = None) -> None:
-        """Processed insns may not rise more than tolerance over the golden figure; a
-        fall is reported at the end of the run."""
+        """Processed insns, total and peak states may not rise more than tolerance
+        over the golden figures; a fall is reported at the end of the run."""
         __tracebackhide__ = True
         if verdict.stats is None:
             raise AssertionError(f"no statistics in the log of {name!r}: load with log_level "
                                  f"including {LOG_STATS} (expect_accept does)")
         stats = {k: v for k, v in verdict.stats.as_dict().items() if k in STATS_KEYS}
-        stored = self._golden(f"{name}.stats.json", json.dumps(stats, indent=1) + "\n")
+        filename = f"{name}.stats.json"
+        stored = self._golden(filename, json.dumps(stats, indent=1) + "\n")
         if stored is None:
             return
-        was, now = json.loads(stored)["processed_insns"], stats["processed_insns"]
         tolerance = self.tolerance if tolerance is None else tolerance
-        change = (now - was) / was if was else 0.0
+        try:
+            rises, falls = compare_stats(json.loads(stored), stats, tolerance)
+        except ValueError as e:
+            raise AssertionError(f"golden file {self.golden_dir / filename}: {e}") from None
+        if rises:
+            raise AssertionError(f"{name!r} on {self.kernel_id} rose beyond the "
+                                 f"{tolerance:.0%} tolerance: {', '.join(rises)}")
+        if falls:
+            self._record(P.NOTE, f"{name} on {self.kernel_id}: {', '.join(falls)}; "
+                                 f"--update-golden to keep")
+
+
+COMPARED_STATS = ("processed_insns", "total_states", "peak_states")
+
+
+def compare_stats(golden_stats: dict[str, Any], stats: dict[str, Any],
+                  tolerance: float) -> tuple[list[str], list[str]]:
+    """(rises beyond tolerance, falls) of COMPARED_STATS, each "key was -> now (+x%)".
+
+    A golden figure that is missing or not a positive count is a ValueError:
+    a 0 would make every rise infinite, or, divided around, no rise at all.
+    """
+    rises, falls = [], []
+    for key in COMPARED_STATS:
+        was, now = golden_stats.get(key), stats.get(key)
+        if isinstance(was, bool) or not isinstance(was, int) or was <= 0:
+            raise ValueError(f"{key} is {was!r}, not a positive count; regenerate it with "
+                             f"--update-golden and review it")
+        if now is None:
+            raise ValueError(f"this kernel's log has no {key} to compare with the golden {was}")
+        change = (now - was) / was
+        line = f"{key} {was} -> {now} ({change:+.1%})"
         if change > tolerance:
-            raise AssertionError(f"{name!r} on {self.kernel_id}: {now} processed insns, golden "
-                                 f"{was} ({change:+.1%}, tolerance {tolerance:.0%})")
-        if now < was:
-            self._record(P.NOTE, f"{name} on {self.kernel_id}: processed insns fell "
-                                       f"{was} -> {now} ({change:+.1%}); --update-golden to keep")
+            rises.append(line)
+        elif now < was:
+            falls.append(line)
+    return rises, falls

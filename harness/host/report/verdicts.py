@@ -4,6 +4,11 @@ Guest tests record what they found in their reports' user_properties
 (``bpfvm_verdict``, ``bpfvm_golden``, ``bpfvm_golden_used``, ``bpfvm_note``),
 which travel with the reports; this plugin, on the host (the xdist
 controller when there is one), writes golden updates and prints the matrix.
+
+What a guest sends is untrusted: a golden file is written only inside the
+golden directory beside the test file the node id names, only when the test
+passed (its call and its teardown), and a request naming anything else
+fails that test with one line per refusal.
 """
 from __future__ import annotations
 
@@ -13,8 +18,28 @@ from typing import Any, Optional
 
 import pytest
 
+from ... import golden
 from ... import properties as P
 from ...target import kernel_order
+
+
+class GoldenRefused(ValueError):
+    """A golden file a guest named that the host will not write."""
+
+
+def golden_path(rootpath: Path, nodeid: str, value: Any) -> Path:
+    """Where the golden file value names ({"kernel", "name"}) lives for the test nodeid."""
+    if not isinstance(value, dict):
+        raise GoldenRefused(f"a golden file must be named by kernel and name, not {value!r:.80}")
+    for part in (value.get("kernel"), value.get("name")):
+        problem = golden.bad_name(part)
+        if problem:
+            raise GoldenRefused(problem)
+    test_dir = (rootpath / nodeid.split("::")[0]).parent.resolve()
+    path = golden.directory(test_dir / "test", value["kernel"]) / value["name"]
+    if not path.resolve().is_relative_to(test_dir / golden.DIR):
+        raise GoldenRefused(f"{path} leads out of {test_dir / golden.DIR} (a symlink)")
+    return path
 
 CELL = 46
 
@@ -27,25 +52,59 @@ class VerifierReport:
         self.matrix: dict[str, dict[str, dict[str, Any]]] = {}  # program -> kernel -> verdict
         self.kernels: list[str] = []
         self.used: set[Path] = set()
+        self.pending: dict[str, list[tuple[Path, str]]] = {}  # nodeid -> goldens to write
         self.written: list[Path] = []
         self.notes: list[str] = []
 
+    @pytest.hookimpl(tryfirst=True)  # a refusal must fail the report before others see it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self._take(report)
+        elif report.when == "teardown":
+            self._write(report)
         for name, value in report.user_properties:
-            if name == P.VERDICT:
-                self.matrix.setdefault(value["program"], {})[value["kernel"]] = value
-                if value["kernel"] not in self.kernels:
-                    self.kernels = sorted(self.kernels + [value["kernel"]], key=kernel_order)
-            elif name == P.GOLDEN_USED:
-                self.used.add(Path(value))
-            elif name == P.GOLDEN and self.update:
-                path = Path(value["path"])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if not path.exists() or path.read_text() != value["text"]:
-                    path.write_text(value["text"])
-                    self.written.append(path)
-            elif name == P.NOTE and value not in self.notes:
+            if name == P.VERDICT and isinstance(value, dict):
+                self.matrix.setdefault(str(value.get("program")), {})[str(value.get("kernel"))] = value
+                if str(value.get("kernel")) not in self.kernels:
+                    self.kernels = sorted(self.kernels + [str(value.get("kernel"))], key=kernel_order)
+            elif name == P.NOTE and isinstance(value, str) and value not in self.notes:
                 self.notes.append(value)
+
+    def _take(self, report: pytest.TestReport) -> None:
+        """The goldens the test asks to write and those it read, each checked;
+        a refused one fails the test and nothing of it is written."""
+        wanted, refused = [], []
+        for name, value in report.user_properties:
+            if name not in (P.GOLDEN, P.GOLDEN_USED) or (name == P.GOLDEN and not self.update):
+                continue
+            try:
+                path = golden_path(self.config.rootpath, report.nodeid, value)
+                if name == P.GOLDEN_USED:
+                    self.used.add(path)
+                elif not isinstance(value.get("text"), str):
+                    raise GoldenRefused(f"the text of {path} is not a string")
+                else:
+                    wanted.append((path, value["text"]))
+            except GoldenRefused as e:
+                refused.append(f"bpfvm: refused to write a golden file: {e}")
+        if refused:
+            if report.passed:
+                report.outcome, report.longrepr = "failed", "\n".join(refused)
+            else:
+                report.sections.append(("bpfvm golden files", "\n".join(refused)))
+        elif wanted and report.passed:
+            self.pending[report.nodeid] = wanted
+
+    def _write(self, report: pytest.TestReport) -> None:
+        wanted = self.pending.pop(report.nodeid, [])
+        if not report.passed:
+            return
+        for path, text in wanted:
+            if path.exists() and path.read_text() == text:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            self.written.append(path)
 
     def unused(self) -> list[Path]:
         """Golden files in the kernel directories this run used that no test read."""
@@ -60,10 +119,11 @@ class VerifierReport:
                 write(line)
         for note in self.notes:
             write(f"bpfvm: {note}")
-        if self.written:
-            write(f"bpfvm: --update-golden wrote {len(self.written)} golden file(s): "
-                  + ", ".join(str(p) for p in self.written[:5])
-                  + (" ..." if len(self.written) > 5 else ""))
+        if self.update:
+            write(f"bpfvm: --update-golden changed {len(self.written)} golden file(s)"
+                  + (":" if self.written else ""))
+            for path in self.written:
+                write(f"  {path}")
         unused = self.unused()
         if unused:
             write(f"bpfvm: {len(unused)} golden file(s) no test of this run used: "

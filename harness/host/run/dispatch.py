@@ -28,6 +28,8 @@ def deserialize(config: pytest.Config, message: dict[str, Any], nodeid: str) -> 
     if not isinstance(report, TestReport) or report.nodeid != nodeid:
         raise VmBadMessage(f"the guest sent a report that is not of {nodeid}: "
                            f"{protocol_excerpt(message)}")
+    if isinstance(report.longrepr, list):  # a skip's (path, lineno, reason), a list in JSON
+        report.longrepr = tuple(report.longrepr)
     return report
 
 
