@@ -75,12 +75,63 @@ def test_find_source_by_name_and_by_path(source, tmp_path):
 
 
 def test_serve_answers_with_bytes_or_the_error(source):
-    reply = bpfobjects.serve({"source": "prog"}, [source.parent], "x86_64")
+    confine = bpfobjects.Confinement(source.parent, [source.parent])
+    reply = bpfobjects.serve({"source": "prog"}, [source.parent], "x86_64", confine)
     assert reply["ok"] and reply["name"] == "prog"
     assert base64.b64decode(reply["object"]) == Path(reply["path"]).read_bytes()
-    reply = bpfobjects.serve({"source": "prog", "cflags": ["-Werror", "-DVERDICT=3"]}, [source.parent],
-                           "x86_64")
+    reply = bpfobjects.serve({"source": "prog", "cflags": ["-Werror", "-DVERDICT=3"]},
+                             [source.parent], "x86_64", confine)
     assert not reply["ok"] and "clang failed" in reply["error"]
+
+
+ALLOWED = ["-DVERDICT=3", "-DX", "-UY", "-O2", "-Os", "-g", "-Wall", "-Werror",
+           "-Wno-unused-variable", "-Wframe-larger-than=512", "-mcpu=v3", "-malu32",
+           "-std=gnu11"]
+REFUSED = ["-o", "/tmp/x", "-MF/tmp/x", "-MD", "-fplugin=/lib/x.so", "-Xclang", "-load",
+           "-include", "/etc/passwd", "@/etc/passwd", "-Wp,-MD,/tmp/x", "-Wl,-T,/etc/x",
+           "--config=/etc/x", "-B/tmp", "-mcpu=native", "-D", "-I", "-isystem/etc", 3]
+
+
+def test_only_the_flags_a_bpf_build_needs_are_allowed(tmp_path):
+    confine = bpfobjects.Confinement(tmp_path, [tmp_path])
+    assert confine.flags(ALLOWED) == ALLOWED
+    with pytest.raises(bpfobjects.CompileError) as e:
+        confine.flags(ALLOWED + REFUSED)
+    lines = str(e.value).splitlines()
+    assert len(lines) == len(REFUSED) and all(line.startswith("refused cflag ") for line in lines)
+    assert [line.split()[2] for line in lines] == [repr(f) + ":" for f in REFUSED]
+    with pytest.raises(bpfobjects.CompileError, match="cflags must be a list"):
+        confine.flags("-DX")
+
+
+def test_include_dirs_must_be_inside_the_project(tmp_path):
+    (tmp_path / "include").mkdir()
+    confine = bpfobjects.Confinement(tmp_path, [tmp_path])
+    assert confine.flags(["-Iinclude"]) == [f"-I{tmp_path.resolve() / 'include'}"]
+    for outside in ("-I/usr/include", "-I../", f"-I{tmp_path}/include/../.."):
+        with pytest.raises(bpfobjects.CompileError, match="must be inside the project"):
+            confine.flags([outside])
+
+
+def test_sources_outside_the_roots_are_refused_unseen(source, tmp_path):
+    confine = bpfobjects.Confinement(tmp_path, [source.parent])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.c").write_text("int x;\n")
+    for name in (str(elsewhere / "x.c"), "/etc/passwd", "/nonexistent/y.c",
+                 str(source.parent / ".." / "elsewhere" / "x.c")):
+        reply = bpfobjects.serve({"source": name}, [source.parent], "x86_64", confine)
+        assert not reply["ok"] and reply["error"].startswith("refused BPF source "), name
+    reply = bpfobjects.serve({"source": ["prog"]}, [source.parent], "x86_64", confine)
+    assert "names its source as a string" in reply["error"]
+
+
+def test_a_build_past_its_time_is_killed(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPFVM_CACHE", str(tmp_path / "cache"))
+    slow = tmp_path / "slow.c"  # 2^24 nested includes of itself: minutes of preprocessing
+    slow.write_text('#if __INCLUDE_LEVEL__ < 24\n#include "slow.c"\n#include "slow.c"\n#endif\n')
+    with pytest.raises(bpfobjects.CompileError, match=r"did not finish .*slow.c within 2s"):
+        bpfobjects.build(slow, "x86_64", timeout=2)
 
 
 def test_prebuild_builds_all_and_returns_errors(source):

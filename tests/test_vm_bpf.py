@@ -1,6 +1,7 @@
 """BPF objects built on the host and loaded in a real guest; item ordering
 across modules when the host skips an item."""
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,55 @@ def test_prebuilt_objects_load_and_wrong_targets_say_so(vm_runner, fault_outcome
     assert "no BPF object" in run.message(f"test_absent{ID}")
     assert run.outcome(f"test_after{ID}") == "passed"
     fault_outcome(native)
+
+
+HOSTILE_FLAGS = {"output": ["-o", "/tmp/bpfvm-pwned.o"], "depfile": ["-MF/tmp/bpfvm-pwned.d"],
+                 "plugin": ["-fplugin=/tmp/x.so"], "load": ["-Xclang", "-load", "-Xclang", "/x.so"],
+                 "include": ["-include", "/etc/passwd"], "response": ["@/etc/passwd"],
+                 "incdir": ["-I/etc"]}
+
+
+@pytest.mark.fault("a guest's build request: hostile clang flags, a host file, minutes of work")
+def test_hostile_build_requests_are_refused(vm_runner, fault_outcome):
+    progs = vm_runner.base / "progs"
+    progs.mkdir()
+    (progs / "mine.c").write_text(PASS_XDP)
+    (progs / "slow.c").write_text(  # 2^24 nested includes of itself: minutes for clang
+        '#if __INCLUDE_LEVEL__ < 24\n#include "slow.c"\n#include "slow.c"\n#endif\n')
+    outside = vm_runner.base.parent / "outside.c"
+    outside.write_text(PASS_XDP)
+    vm_runner.write(f"""
+        FLAGS = {HOSTILE_FLAGS!r}
+
+        @pytest.mark.parametrize("flags", FLAGS.values(), ids=FLAGS.keys())
+        def test_flags(bpf_object, flags):
+            bpf_object("progs/mine.c", cflags=flags)
+
+        def test_outside(bpf_object):
+            bpf_object({str(outside)!r})
+
+        def test_host_file(bpf_object):
+            bpf_object("/etc/passwd")
+
+        def test_slow(bpf_object):
+            bpf_object("progs/slow.c")
+
+        def test_after(bpf_object):
+            obj = bpf_object("progs/mine.c", cflags=["-DN=1", "-O2", "-Wall", "-mcpu=v3", "-Iprogs"])
+            assert obj.program("pass").test_run(bytes(64)).retval == 2
+    """)
+    run = vm_runner.run("-v", "--bpfvm-timeout=60")
+    for name, flags in HOSTILE_FLAGS.items():
+        message = run.message(f"test_flags[{name}-{VM_KERNEL}]")
+        assert "BuildError" in message, run.output
+        assert f"refused cflag {flags[0]!r}" in message
+        assert "root:" not in message
+    assert not list(Path("/tmp").glob("bpfvm-pwned*"))
+    assert f"refused BPF source {outside}" in run.message(f"test_outside{ID}")
+    host_file = run.message(f"test_host_file{ID}")
+    assert "refused BPF source /etc/passwd" in host_file and "root:" not in host_file
+    slow = run.message(f"test_slow{ID}")
+    assert "clang did not finish" in slow and "the time the test had left" in slow, run.output
+    assert run.outcome(f"test_after{ID}") == "passed", "the VM did not survive"
+    fault_outcome(run.message(f"test_flags[output-{VM_KERNEL}]") + "\n" + slow,
+                  also=["did not finish"])

@@ -9,15 +9,18 @@ same source are harmless.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from ...arches import ARCH
 from .. import tools
@@ -31,6 +34,53 @@ class CompileError(Exception):
     """A source could not be found or compiled; the message carries clang's output."""
 
 
+# What a guest's build request may put on clang's command line: what a BPF
+# build needs. Anything else could write host files (-o, -MF, -Wp,), load
+# host code (-fplugin, -Xclang -load) or echo host files back (-include, @file).
+ALLOWED_FLAGS = re.compile(
+    r"-[DU][A-Za-z_][A-Za-z0-9_]*(=.*)?|-O[0-3sz]?|-g[0-3]?"
+    r"|-W(no-)?[a-z][a-z0-9-]*(=[a-z0-9-]+)?|-mcpu=(v[1-4]|probe|generic)|-malu32"
+    r"|-m(little|big)-endian|-std=(c|gnu)(89|99|11|17|18|2x|23)", re.S)
+ALLOWED_TEXT = "-D, -U, -I within the project, -O, -g, -W..., -mcpu=, -malu32, -std="
+
+
+@dataclasses.dataclass
+class Confinement:
+    """Where a guest's build request may reach on the host: sources under
+    source_roots, -I directories under project."""
+    project: Path
+    source_roots: Sequence[Path]
+
+    def flags(self, cflags: Any) -> list[str]:
+        """cflags, each checked (an -I made absolute); one line per refused flag."""
+        if not isinstance(cflags, (list, tuple)):
+            raise CompileError(f"cflags must be a list of strings, not {cflags!r:.80}")
+        checked, refused = [], []
+        for flag in cflags:
+            if isinstance(flag, str) and flag.startswith("-I") and len(flag) > 2:
+                directory = (self.project / flag[2:]).resolve()
+                if directory.is_relative_to(self.project.resolve()):
+                    checked.append(f"-I{directory}")
+                    continue
+                refused.append(f"refused cflag {flag!r}: an -I directory must be inside the "
+                               f"project ({self.project})")
+            elif isinstance(flag, str) and ALLOWED_FLAGS.fullmatch(flag):
+                checked.append(flag)
+            else:
+                refused.append(f"refused cflag {flag!r:.200}: a guest's build may use only "
+                               f"{ALLOWED_TEXT}")
+        if refused:
+            raise CompileError("\n".join(refused))
+        return checked
+
+    def source(self, path: Path) -> Path:
+        if not any(path.is_relative_to(root.resolve()) for root in self.source_roots):
+            roots = ", ".join(str(r) for r in self.source_roots)
+            raise CompileError(f"refused BPF source {path}: a guest may build only sources "
+                               f"under {roots}")
+        return path
+
+
 @functools.lru_cache(maxsize=None)
 def clang_version() -> str:
     if tools.find(CLANG) is None:
@@ -39,9 +89,13 @@ def clang_version() -> str:
     return out.stdout.strip()
 
 
+def is_path(name: str) -> bool:
+    return name.endswith(".c") or os.sep in name
+
+
 def find_source(name: str, dirs: Sequence[Path]) -> Path:
     """bpf_object('xdp_count') -> <a bpf dir>/xdp_count.c; a path is taken as it is."""
-    if name.endswith(".c") or os.sep in name:
+    if is_path(name):
         path = Path(name)
         if not path.is_file():
             raise CompileError(f"BPF source {name} does not exist")
@@ -70,9 +124,17 @@ def command(source: Path, arch: str, cflags: Sequence[str]) -> list[str]:
             *cflags, "-c", str(source)]
 
 
-def dependencies(cmd: list[str]) -> list[str]:
+def clang(cmd: list[str], timeout: Optional[float]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CompileError(f"clang did not finish {cmd[cmd.index('-c') + 1]} within "
+                           f"{timeout:.0f}s, the time the test had left; it was killed") from None
+
+
+def dependencies(cmd: list[str], timeout: Optional[float] = None) -> list[str]:
     """Every file the preprocessor reads for cmd, from clang -M."""
-    out = subprocess.run(cmd + ["-M"], capture_output=True, text=True)
+    out = clang(cmd + ["-M"], timeout)
     if out.returncode != 0:
         raise CompileError(f"clang failed on {cmd[-1]}:\n{out.stderr.strip()}")
     text = out.stdout.replace("\\\n", " ")
@@ -91,11 +153,14 @@ def objects_dir() -> Path:
     return cache.cache_dir() / "bpf"
 
 
-def build(source: Path, arch: str, cflags: Sequence[str] = ()) -> Path:
-    """The compiled object for source (built now, or from the cache)."""
+def build(source: Path, arch: str, cflags: Sequence[str] = (),
+          timeout: Optional[float] = None) -> Path:
+    """The compiled object for source (built now, or from the cache); clang
+    is killed after timeout seconds."""
     clang_version()
     cmd = command(source, arch, cflags)
-    key = cache_key(cmd, dependencies(cmd))
+    end = time.monotonic() + timeout if timeout is not None else None
+    key = cache_key(cmd, dependencies(cmd, timeout))
     out = objects_dir() / f"{source.stem}-{arch}-{key[:20]}.o"
     if out.is_file():
         return out
@@ -103,7 +168,8 @@ def build(source: Path, arch: str, cflags: Sequence[str] = ()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent)
     os.close(fd)
     try:
-        result = subprocess.run(cmd + ["-o", tmp], capture_output=True, text=True)
+        left = max(1.0, end - time.monotonic()) if end is not None else None
+        result = clang(cmd + ["-o", tmp], left)
         if result.returncode != 0:
             raise CompileError(f"clang failed on {source}:\n{result.stderr.strip()}\n"
                              f"command: {shlex.join(cmd)}")
@@ -114,11 +180,19 @@ def build(source: Path, arch: str, cflags: Sequence[str] = ()) -> Path:
     return out
 
 
-def serve(request: dict[str, Any], dirs: Sequence[Path], arch: str) -> dict[str, Any]:
-    """Answer a guest's build request: the object's bytes, or clang's diagnostics."""
+def serve(request: dict[str, Any], dirs: Sequence[Path], arch: str, confine: Confinement,
+          timeout: Optional[float] = None) -> dict[str, Any]:
+    """Answer a guest's build request: the object's bytes, or clang's diagnostics
+    (or the refusal: the request is the guest's, so it is checked first)."""
     try:
-        source = find_source(request["source"], dirs)
-        path = build(source, request.get("arch") or arch, request.get("cflags", ()))
+        name = request.get("source")
+        if not isinstance(name, str):
+            raise CompileError(f"a build request names its source as a string, not {name!r:.80}")
+        cflags = confine.flags(request.get("cflags", []))
+        if is_path(name):  # checked before it is looked at, so nothing outside is probed
+            confine.source(Path(name).resolve())
+        source = confine.source(find_source(name, dirs))
+        path = build(source, arch, cflags, timeout)
     except CompileError as e:
         return {"ok": False, "error": str(e)}
     return {"ok": True, "name": source.stem, "path": str(path),

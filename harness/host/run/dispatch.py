@@ -71,14 +71,16 @@ def blame_splat(reports: list[TestReport], excerpt: str, log_path: str) -> None:
         target.sections.append(("kernel console", message))
 
 
-Serve = Callable[[dict[str, Any]], dict[str, Any]]
+Serve = Callable[[dict[str, Any], float], dict[str, Any]]
+REPLY_MARGIN = 5.0  # seconds of a test's time kept for the reply and its reports
 
 
-def answer(serve: Serve, request: dict[str, Any]) -> dict[str, Any]:
-    """serve's reply; a host-side failure becomes an error reply, so the
-    guest's test fails with it instead of waiting for a reply that never comes."""
+def answer(serve: Serve, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """serve's reply, given the test's time left but REPLY_MARGIN; a host-side
+    failure becomes an error reply, so the guest's test fails with it instead
+    of waiting for a reply that never comes."""
     try:
-        return serve(request)
+        return serve(request, max(1.0, deadline - time.monotonic() - REPLY_MARGIN))
     except Exception as e:  # noqa: BLE001 -- any failure must reach the guest
         return {"ok": False, "error": f"the host failed to answer {request.get('call')!r}: {e!r}"}
 
@@ -87,7 +89,8 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
         serve: Serve) -> tuple[list[TestReport], Optional[VmError]]:
     """Run item in vm; (reports, the VM error that ended it, if any).
 
-    serve answers the guest's calls made during the test (BPF builds).
+    serve answers the guest's calls made during the test (BPF builds) in the
+    time the test has left.
     """
     config = item.config
     reports: list[TestReport] = []
@@ -102,7 +105,7 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
                 return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
             elif message["ev"] == Ev.CALL:
-                vm.send({"op": Op.REPLY, **answer(serve, message)})
+                vm.send({"op": Op.REPLY, **answer(serve, message, deadline)})
             elif message["ev"] == Ev.DONE:
                 break
     except VmTimeout as e:

@@ -42,7 +42,8 @@ class HostRun:
         self.decided = False
         from ...guest import compiled  # tests run on this host (--kernel host) build here
 
-        compiled.set_compiler(lambda request: self.serve(host_arch(), request))
+        compiled.set_compiler(lambda request: self.serve(host_arch(), request,
+                                                         self.config.rootpath))
 
     # -- setup -----------------------------------------------------------
 
@@ -97,11 +98,15 @@ class HostRun:
         return list(dict.fromkeys([*self.config.getini("bpfvm_bpf_dirs"),
                                    self.config.rootpath / "bpf"]))
 
-    def serve(self, arch: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer a call a guest test makes (a BPF object build)."""
+    def serve(self, arch: str, request: dict[str, Any], test_dir: Path,
+              timeout: Optional[float] = None) -> dict[str, Any]:
+        """Answer a call a guest test makes (a BPF object build of a source in
+        the bpf dirs or under test_dir, within timeout seconds)."""
         if request.get("call") != "build":
-            return {"ok": False, "error": f"unknown guest call {request.get('call')!r}"}
-        return bpfobjects.serve(request, self.bpf_dirs(), arch)
+            return {"ok": False, "error": f"unknown guest call {request.get('call')!r:.80}"}
+        dirs = self.bpf_dirs()
+        confine = bpfobjects.Confinement(self.config.rootpath, [*dirs, test_dir])
+        return bpfobjects.serve(request, dirs, arch, confine, timeout)
 
     def decide_accel(self) -> None:
         """KVM or TCG; an xdist worker finds the controller's probe remembered in the cache."""
@@ -158,8 +163,9 @@ class HostRun:
             reports = dispatch.synthesize(item, [], f"cannot boot: {e}")
         else:
             self.seq += 1
-            reports, error = dispatch.run(vm, item, nextid, self.seq, launch.test_timeout(self.config),
-                                          lambda request: self.serve(target.arch, request))
+            reports, error = dispatch.run(
+                vm, item, nextid, self.seq, launch.test_timeout(self.config),
+                lambda request, left: self.serve(target.arch, request, item.path.parent, left))
             if error is not None:
                 self.pool.discard(target)
         for report in reports:
