@@ -1,3 +1,5 @@
+import time
+
 from pytest import TestReport
 
 from bpfvm.host.run import dispatch
@@ -34,9 +36,13 @@ def test_a_splat_fails_a_passing_call_and_annotates_a_failing_one():
 
 
 def test_a_failing_host_call_becomes_an_error_reply():
-    def serve(request):
+    def serve(request, left):
         raise OSError(5, "disk gone")
 
-    reply = dispatch.answer(serve, {"call": "build"})
+    deadline = time.monotonic() + 100
+    reply = dispatch.answer(serve, {"call": "build"}, deadline)
     assert reply["ok"] is False and "disk gone" in reply["error"] and "'build'" in reply["error"]
-    assert dispatch.answer(lambda r: {"ok": True}, {"call": "build"}) == {"ok": True}
+    assert dispatch.answer(lambda r, left: {"ok": True}, {"call": "build"}, deadline) == {"ok": True}
+    given = []
+    dispatch.answer(lambda r, left: given.append(left) or {}, {}, deadline)
+    assert 90 < given[0] <= 100 - dispatch.REPLY_MARGIN  # the test's time left, less the margin
