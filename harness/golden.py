@@ -1,4 +1,4 @@
-"""Golden files: where a test's live and what may name one (shared by guest and host).
+"""Golden files: where a test's golden files live, and what may name one (guest and host).
 
 A test's golden files are ``golden/<kernel id>/<name>`` beside its test file.
 The guest names a golden file by kernel id and file name only; the host
@@ -23,5 +23,6 @@ def bad_name(text: Any) -> Optional[str]:
             f"not starting with '.', without '/'")
 
 
-def directory(test_file: Path, kernel_id: str) -> Path:
-    return test_file.parent / DIR / kernel_id
+def directory(test_dir: Path, kernel_id: str) -> Path:
+    """The golden directory of a kernel for the tests in test_dir."""
+    return test_dir / DIR / kernel_id

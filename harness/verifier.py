@@ -102,7 +102,7 @@ class Checker:
     def __init__(self, node: Any, kernel_id: str, test_file: Path, update: Any,
                  tolerance: float = 0.05, base: Optional[Path] = None):
         self.node, self.kernel_id = node, kernel_id
-        self.golden_dir = golden.directory(test_file, kernel_id)
+        self.golden_dir = golden.directory(test_file.parent, kernel_id)
         self.update, self.tolerance, self.base = bool(update), tolerance, base
 
     def _record(self, name: str, value: Any) -> None:

@@ -36,7 +36,7 @@ def golden_path(rootpath: Path, nodeid: str, value: Any) -> Path:
         if problem:
             raise GoldenRefused(problem)
     test_dir = (rootpath / nodeid.split("::")[0]).parent.resolve()
-    path = golden.directory(test_dir / "test", value["kernel"]) / value["name"]
+    path = golden.directory(test_dir, value["kernel"]) / value["name"]
     if not path.resolve().is_relative_to(test_dir / golden.DIR):
         raise GoldenRefused(f"{path} leads out of {test_dir / golden.DIR} (a symlink)")
     return path
@@ -64,9 +64,10 @@ class VerifierReport:
             self._write(report)
         for name, value in report.user_properties:
             if name == P.VERDICT and isinstance(value, dict):
-                self.matrix.setdefault(str(value.get("program")), {})[str(value.get("kernel"))] = value
-                if str(value.get("kernel")) not in self.kernels:
-                    self.kernels = sorted(self.kernels + [str(value.get("kernel"))], key=kernel_order)
+                kernel = str(value.get("kernel"))
+                self.matrix.setdefault(str(value.get("program")), {})[kernel] = value
+                if kernel not in self.kernels:
+                    self.kernels = sorted(self.kernels + [kernel], key=kernel_order)
             elif name == P.NOTE and isinstance(value, str) and value not in self.notes:
                 self.notes.append(value)
 
@@ -139,7 +140,7 @@ class VerifierReport:
 def _cell(verdict: Optional[dict[str, Any]]) -> str:
     if verdict is None:
         return "-"
-    return "accepted" if verdict["accepted"] else f"rejected: {verdict['message']}"
+    return "accepted" if verdict.get("accepted") is True else f"rejected: {verdict.get('message')}"
 
 
 def render_text(matrix: dict, kernels: list[str]) -> list[str]:
