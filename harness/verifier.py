@@ -207,6 +207,8 @@ def compare_stats(golden_stats: dict[str, Any], stats: dict[str, Any],
     A golden figure that is missing or not a positive count is a ValueError:
     a 0 would make every rise infinite, or, divided around, no rise at all.
     """
+    if not isinstance(golden_stats, dict):
+        raise ValueError(f"not a JSON object of statistics: {golden_stats!r:.80}")
     rises, falls = [], []
     for key in COMPARED_STATS:
         was, now = golden_stats.get(key), stats.get(key)

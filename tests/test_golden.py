@@ -58,6 +58,11 @@ def test_compare_stats_refuses_a_golden_that_is_not_a_positive_count(bad):
         compare_stats(dict(STATS, peak_states=bad), STATS, 0.05)
 
 
+def test_compare_stats_refuses_a_golden_that_is_not_an_object():
+    with pytest.raises(ValueError, match="not a JSON object"):
+        compare_stats([100, 10, 8], STATS, 0.05)
+
+
 def test_update_golden_is_refused_where_ci_is_set(pytester, monkeypatch):
     pytester.makepyfile(test_a="def test_a(): pass\n")
     monkeypatch.setenv("CI", "true")
