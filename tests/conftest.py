@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -88,7 +87,6 @@ class VmRunner:
         self.tmp = base / "tmp"
         self.tmp.mkdir()
         self.logdir = base / "logs"
-        self.qemu_before = qemu_pids()
 
     def write(self, source: str, name: str = "test_inner.py") -> Path:
         (self.base / "pytest.ini").write_text("[pytest]\n")
@@ -160,28 +158,69 @@ def _sigint_as_in_a_terminal() -> None:
 # -- the fault table ---------------------------------------------------------
 #
 # Tests marked fault("what happens") inject a real fault. An autouse fixture
-# counts what they could leave behind -- QEMU processes anywhere, mounts,
-# bpfvm run directories -- before and after, and records it; the test records
-# what the run said (fault_outcome). `pytest tests -m fault` ends with the table.
+# counts what the run under test could leave behind, before and after, and
+# records it; the test records what the run said (fault_outcome). `pytest
+# tests -m fault` ends with the table.
+#
+# Only what belongs to the run under test is counted, so that another bpfvm
+# run on the machine neither fails a fault test nor hides a leak: the fixture
+# gives the test's processes a mark in their environment (inherited by the
+# inner pytest, its xdist workers, leashes, vng and QEMU) and a TMPDIR of
+# its own (where VM run directories go), and counts marked processes, run
+# directories under the test's tmp_path and mounts under it or the cache.
 
-def mounts() -> set[str]:
-    return set(Path("/proc/self/mounts").read_text().splitlines())
+FAULT_MARK = "BPFVM_FAULT_RUN"
+
+
+def marked_processes(mark: str) -> dict[int, str]:
+    """pid -> what it is, for processes other than this one whose environment holds mark."""
+    needle = f"{FAULT_MARK}={mark}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found[int(proc.name)] = _what(argv)
+    return found
+
+
+def _what(argv: list[bytes]) -> str:
+    words = [a.decode(errors="replace") for a in argv if a]
+    if not words:
+        return "process"
+    if os.path.basename(words[0]).startswith("qemu-system"):
+        return "QEMU"
+    if "bpfvm.host.vm.leash" in words:
+        return "leash"
+    if any(os.path.basename(w) in ("vng", "virtme-run") for w in words[:2]):
+        return "vng"
+    return os.path.basename(words[0])
+
+
+def mounts(under: Sequence[Path]) -> set[str]:
+    """Mounts whose mount point lies under one of the given directories."""
+    prefixes = tuple(f"{p}/" for p in under)
+    return {line for line in Path("/proc/self/mounts").read_text().splitlines()
+            if f"{line.split()[1]}/".startswith(prefixes)}
 
 
 def run_dirs(test_tmp: Path) -> set[str]:
-    """VM run directories (mkdtemp bpfvm-*) in the system's temp dir and anywhere
-    under the test's own (an inner run's TMPDIR)."""
-    found = list(Path(tempfile.gettempdir()).glob("bpfvm-*")) + list(test_tmp.rglob("bpfvm-*"))
-    return {str(p) for p in found if p.is_dir() and p.name != "bpfvm-logs"}
+    """VM run directories (mkdtemp bpfvm-*) under the test's own tmp_path."""
+    return {str(p) for p in test_tmp.rglob("bpfvm-*") if p.is_dir() and p.name != "bpfvm-logs"}
 
 
-def leftovers_since(qemu: set[int], mount_set: set[str], dirs: set[str], test_tmp: Path,
-                    settle: float = 10) -> list[str]:
-    """What appeared since the counts were taken and is still there after settle seconds."""
+def leftovers_since(mark: str, mount_set: set[str], dirs: set[str], test_tmp: Path,
+                    watched: Sequence[Path], settle: float = 10) -> list[str]:
+    """What the marked run left that is still there after settle seconds."""
     deadline = time.monotonic() + settle
     while True:
-        left = [f"QEMU pid {p}" for p in qemu_pids() - qemu]
-        left += [f"mount {m.split()[1]}" for m in mounts() - mount_set]
+        left = [f"{what} pid {pid}" for pid, what in sorted(marked_processes(mark).items())]
+        left += [f"mount {m.split()[1]}" for m in mounts(watched) - mount_set]
         left += sorted(run_dirs(test_tmp) - dirs)
         if not left or time.monotonic() > deadline:
             return left
@@ -194,11 +233,19 @@ def _fault_leaks(request: pytest.FixtureRequest):
     if mark is None:
         yield
         return
+    from bpfvm.host.kernels import cache
+
     request.node.user_properties.append(("fault", mark.args[0]))
     test_tmp = request.getfixturevalue("tmp_path")
-    qemu, mount_set, dirs = qemu_pids(), mounts(), run_dirs(test_tmp)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    tag = f"{os.getpid()}-{id(request.node)}"
+    monkeypatch.setenv(FAULT_MARK, tag)
+    (test_tmp / "run-tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(test_tmp / "run-tmp"))
+    watched = [test_tmp, cache.cache_dir()]
+    mount_set, dirs = mounts(watched), run_dirs(test_tmp)
     yield
-    left = leftovers_since(qemu, mount_set, dirs, test_tmp)
+    left = leftovers_since(tag, mount_set, dirs, test_tmp, watched)
     request.node.user_properties.append(("leaked", ", ".join(left) or "nothing"))
     assert left == [], "the fault left these behind"
 
@@ -250,7 +297,6 @@ def vm_runner(tmp_path: Path):
     while runner.leftovers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert runner.leftovers() == [], "the inner run leaked"
-    assert qemu_pids() <= runner.qemu_before, "QEMU processes outlived the inner run"
 
 
 def children_of(pid: int) -> list[int]:
