@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds one test may take in a VM before the VM is killed")
     group.addoption("--bpfvm-cpus", type=int, default=None, help="vCPUs per VM")
     group.addoption("--bpfvm-memory", default=None, help="memory per VM, e.g. 1G")
+    group.addoption("--bpfvm-max-vms", type=int, default=None, metavar="N",
+                    help="VMs alive at once per pytest process; the least recently used "
+                         "one stops when another kernel is needed (0: no bound)")
     group.addoption("--bpfvm-logdir", default=None,
                     help="where VM console logs go (default: under pytest's basetemp)")
     group.addoption("--update-golden", action="store_const", const="yes", default=False,
@@ -66,6 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("bpfvm_boot_timeout", "seconds a VM may take to boot", default="300")
     parser.addini("bpfvm_cpus", "vCPUs per VM", default="2")
     parser.addini("bpfvm_memory", "memory per VM", default="1G")
+    parser.addini("bpfvm_console_allow", "known-harmless kernel splats, one per line: "
+                  "'REGEX ; REASON ; YYYY-MM-DD' (allowed until that date)", type="linelist",
+                  default=[])
+    parser.addini("bpfvm_max_vms", "VMs alive at once per pytest process (0: no bound; "
+                  "default: the CPUs it may use, shared among xdist workers)", default="")
     parser.addini("bpfvm_bpf_dirs", "directories of BPF C sources that bpf_object('name') "
                   "finds, searched before <rootdir>/bpf", type="paths", default=[])
 
@@ -106,6 +114,9 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
         run.parse_targets()
     config.stash[RUN_KEY] = run
     atexit.register(run.kill_all)
+    from .host import interrupt
+
+    interrupt.sigterm_interrupts()  # before any fetch, probe or boot
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         from .host.report.compat import CompatReport
         from .host.report.verdicts import VerifierReport
@@ -361,14 +372,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
     return True
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """Stop the VMs, before JUnit and the matrices are written: a kernel
+    problem on a console at shutdown is reported as a failure of its own."""
     run = _host_run(session.config)
     if run is None:
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         run.kill_all()
-    else:
-        run.shutdown()
+        return
+    failed = session.testsfailed
+    run.shutdown()
+    if session.testsfailed > failed and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

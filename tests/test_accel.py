@@ -4,9 +4,18 @@ from bpfvm.host.vm import accel
 
 
 def probe_says(works, calls):
+    """A decide() probe: (works, detail)."""
     def probe():
         calls.append(1)
         return works, "detail"
+    return probe
+
+
+def boot_says(works, calls, clear=True):
+    """An accel.probe() stand-in: (works, detail, clear)."""
+    def probe():
+        calls.append(1)
+        return works, "detail", clear
     return probe
 
 
@@ -40,12 +49,23 @@ def test_verdict_is_remembered_until_the_device_changes(tmp_path):
     device.write_text("")
     state = tmp_path / "cache" / "kvm-probe.json"
     calls = []
-    assert accel.remembered(state, probe_says(False, calls), str(device)) == (False, "detail")
-    works, detail = accel.remembered(state, probe_says(True, calls), str(device))
+    assert accel.remembered(state, boot_says(False, calls), str(device)) == (False, "detail")
+    works, detail = accel.remembered(state, boot_says(True, calls), str(device))
     assert (works, detail) == (False, "detail; probed earlier in this boot") and len(calls) == 1
     device.unlink()
     device.write_text("")  # another device node: probed again
-    assert accel.remembered(state, probe_says(True, calls), str(device)) == (True, "detail")
-    assert accel.remembered(state, probe_says(False, calls), str(device), fresh=True) == \
+    assert accel.remembered(state, boot_says(True, calls), str(device)) == (True, "detail")
+    assert accel.remembered(state, boot_says(False, calls), str(device), fresh=True) == \
         (False, "detail")
     assert len(calls) == 3
+
+
+def test_a_probe_that_timed_out_is_not_remembered(tmp_path):
+    device = tmp_path / "kvm"
+    device.write_text("")
+    state = tmp_path / "cache" / "kvm-probe.json"
+    calls = []
+    works, detail = accel.remembered(state, boot_says(False, calls, clear=False), str(device))
+    assert not works and "not remembered" in detail and not state.exists()
+    assert accel.remembered(state, boot_says(True, calls), str(device)) == (True, "detail")
+    assert len(calls) == 2

@@ -1,3 +1,8 @@
+import datetime
+import re
+
+import pytest
+
 from bpfvm.host.vm import console
 from bpfvm.protocol import BEGIN, END, boundary
 
@@ -33,13 +38,72 @@ def test_benign_lines_are_not_splats():
     assert console.find_splat(BENIGN) is None
 
 
-def test_between_markers_attributes_output_to_one_test():
-    text = (f"boot\n{boundary(BEGIN, 1)}\nfirst\n{boundary(END, 1)}\n"
-            f"{boundary(BEGIN, 11)}\n{WARN}{boundary(END, 11)}\n")
-    assert "first" in console.between(text, 1) and "WARNING" not in console.between(text, 1)
-    assert console.find_splat(console.between(text, 11))
-    assert console.between(text, 2) is None
+def warn(t: float, where: str = "fake") -> str:
+    return f"[{t:9.6f}] WARNING: CPU: 0 PID: 1 at {where}\n[{t:9.6f}] Modules linked in:\n"
 
+
+def marker(kind: str, seq: int, t: float) -> str:
+    return f"[{t:9.6f}] {boundary(kind, seq)}\n"
+
+
+LOC = ("test_x.py", 1, "test_a")
+
+
+def test_a_test_owns_its_window_and_the_grace_after_it():
+    watch = console.Watch()
+    text = "boot\n" + marker(BEGIN, 1, 10) + "first\n" + marker(END, 1, 11)
+    assert watch.booted("boot\n") == []
+    splat, earlier, note = watch.test_ended(text, 1, "t::a", LOC)
+    assert (splat, earlier, note) == (None, [], None)
+    text += warn(11.5, "late") + marker(BEGIN, 2, 12) + warn(12.5, "own") + marker(END, 2, 13)
+    splat, earlier, note = watch.test_ended(text, 2, "t::b", LOC)
+    assert "at own" in splat and note is None
+    assert "came 1.5s after t::a ended" in splat  # in b's window, so b's, with a hint
+    (late,) = earlier
+    assert late.test == ("t::a", LOC) and "0.5s after this test ended" in late.where
+    assert "at late" in late.excerpt and "at own" not in late.excerpt
+
+
+def test_beyond_the_grace_boot_and_shutdown_are_the_kernels_own():
+    watch = console.Watch()
+    (boot,) = watch.booted("[ 1.0] booting\n" + warn(1.5, "boot"))
+    assert (boot.kind, boot.test) == ("boot", None) and "at boot" in boot.excerpt
+    text = "[ 1.0] booting\n" + warn(1.5, "boot") + marker(BEGIN, 1, 10) + marker(END, 1, 11)
+    assert watch.test_ended(text, 1, "t::a", LOC)[:2] == (None, [])
+    text += warn(11 + console.GRACE + 1, "idle") + marker(BEGIN, 2, 20) + marker(END, 2, 21)
+    _, (idle,), _ = watch.test_ended(text, 2, "t::b", LOC)
+    assert (idle.kind, idle.test) == ("between-tests", None) and "after t::a" in idle.where
+    text += warn(21.5, "late") + warn(40, "poweroff")
+    late, down = watch.ended(text)
+    assert late.test == ("t::b", LOC) and "at late" in late.excerpt
+    assert (down.kind, down.test) == ("shutdown", None) and "at poweroff" in down.excerpt
+    assert watch.ended(text) == []  # each problem reported once
+
+
+def test_a_missing_end_marker_is_checked_anyway_and_said():
+    watch = console.Watch()
+    watch.booted("")
+    splat, _, note = watch.test_ended(marker(BEGIN, 1, 1) + warn(2), 1, "t::a", LOC)
+    assert splat and "end marker did not reach the console" in note
+
+
+def test_allowed_splats_until_they_expire():
+    entry = console.Allowed.parse(r"at drivers/fake\.c ; seen under TCG only ; 2027-01-31")
+    text = warn(1, "drivers/fake.c:12")
+    assert console.find_splat(text, [entry], today=datetime.date(2027, 1, 31)) is None
+    expired = console.find_splat(text, [entry], today=datetime.date(2027, 2, 1))
+    assert "allowed until 2027-01-31, now past: seen under TCG only" in expired
+    assert console.find_splat(warn(1, "other.c"), [entry], today=datetime.date(2027, 1, 1))
+
+
+@pytest.mark.parametrize("line, said", [
+    ("at x ; reason", "is not 'REGEX ; REASON ; YYYY-MM-DD'"),
+    ("at ( ; reason ; 2027-01-01", "is not a regular expression"),
+    ("at x ; reason ; soon", "'soon' is not a date"),
+])
+def test_a_bad_allowlist_entry_says_what_is_wrong(line, said):
+    with pytest.raises(ValueError, match=re.escape(said)):
+        console.Allowed.parse(line)
 
 
 def test_kvm_failure_is_qemus_message_or_silence():

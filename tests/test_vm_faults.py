@@ -259,6 +259,8 @@ def test_forced_broken_kvm_fails_each_test_with_the_fix(vm_runner, fault_outcome
         message = run.message(f"{name}{ID}")
         assert "KVM failed during boot (failed to initialize kvm)" in message
         assert "use --accel auto (probes KVM, falls back to TCG) or --accel tcg" in message
+        assert "second boot" not in message  # KVM's own failure is not tried again
+    assert len(list(run.logdir.glob("console-*.log"))) == 1
     fault_outcome(run.message(f"test_a{ID}"))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Callable, Optional
 from .. import __version__
 from ..arches import ARCH
 from ..target import ARCHES, host_arch
-from . import sysdeps, tools
+from . import interrupt, sysdeps, tools
 from .kernels import aptsources, buildcache, cache, catalog, fetch, fragments, ksource, resolve
 from .kernels.aptsources import MirrorError
 from .report import compat, verifier_stats
@@ -215,10 +214,6 @@ def _probe_target():
     return None
 
 
-def _interrupt(signum: int, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def cmd_report_merge(args: argparse.Namespace) -> int:
     """One compatibility table from the JSON reports of several runs (CI cells)."""
     matrix = compat.merge_files(args.files)
@@ -291,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--field", default="processed_insns", choices=verifier_stats.FIELDS)
     v.set_defaults(func=cmd_verifier_stats)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up (builds, staging dirs) as on Ctrl-C
+    interrupt.sigterm_interrupts()
     try:
         return args.func(args)
     except (catalog.UnknownName, resolve.ResolveError) as e:

@@ -86,8 +86,9 @@ def answer(serve: Serve, request: dict[str, Any], deadline: float) -> dict[str, 
 
 
 def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: float,
-        serve: Serve) -> tuple[list[TestReport], Optional[VmError]]:
-    """Run item in vm; (reports, the VM error that ended it, if any).
+        serve: Serve) -> tuple[list[TestReport], Optional[VmError], list[console.Problem]]:
+    """Run item in vm; (reports, the VM error that ended it if any, kernel
+    problems on the console since the last test that are not this test's).
 
     serve answers the guest's calls made during the test (BPF builds) in the
     time the test has left.
@@ -103,21 +104,38 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
                 reports.append(deserialize(config, message, item.nodeid))
             elif message["ev"] == Ev.MISSING:
                 errors = "\n".join(message["errors"]) or "(no collection errors)"
-                return synthesize(item, reports, f"the guest did not collect {item.nodeid}:\n{errors}"), None
+                return synthesize(item, reports,
+                                  f"the guest did not collect {item.nodeid}:\n{errors}"), None, []
             elif message["ev"] == Ev.CALL:
                 vm.send({"op": Op.REPLY, **answer(serve, message, deadline)})
             elif message["ev"] == Ev.DONE:
                 break
     except VmTimeout as e:
         head = f"timed out after {timeout:.0f}s (bpfvm_timeout); the VM was killed"
-        return synthesize(item, reports, f"{head}: {e}"), e
+        return synthesize(item, reports, f"{head}: {e}"), e, []
     except VmBadMessage as e:
-        return synthesize(item, reports, f"{e}; the VM was killed and is booted anew"), e
+        return synthesize(item, reports, f"{e}; the VM was killed and is booted anew"), e, []
     except VmError as e:
-        return synthesize(item, reports, f"the guest VM died: {e}"), e
+        return synthesize(item, reports, f"the guest VM died: {e}"), e, []
     text = vm.wait_console(boundary(END, seq) + "\n")
-    segment = console.between(text, seq)
-    splat = console.find_splat(segment) if segment is not None else None
+    splat, problems, note = vm.watch.test_ended(text, seq, item.nodeid, item.location)
     if splat:
         blame_splat(reports, splat, str(vm.log_path))
-    return reports, None
+    if note and reports:
+        reports[-1].sections.append(("kernel console", note))
+    return reports, None, problems
+
+
+def console_reports(target: Target, problem: console.Problem, log_path: str) -> list[TestReport]:
+    """A kernel problem no test window holds, as reports: an error of the test it
+    came just after (within the grace period), else a failure of its own,
+    bpfvm-console::KIND[kernel], like a collection error."""
+    message = (f"the kernel {target.describe()} reported a problem on the console "
+               f"{problem.where} (console log: {log_path}):\n{problem.excerpt}")
+    if problem.test is not None:
+        nodeid, location = problem.test
+        return [TestReport(nodeid, location, {}, "failed", message, "teardown")]
+    nodeid = f"bpfvm-console::{problem.kind}[{target.id}]"
+    location = ("bpfvm-console", None, f"{problem.kind}[{target.id}]")
+    return [TestReport(nodeid, location, {}, "failed", message, "setup"),
+            TestReport(nodeid, location, {}, "passed", None, "teardown")]

@@ -14,8 +14,9 @@ import pytest
 
 from ...protocol import GuestSpec
 from ...target import Target
+from ..vm import console
 from ..vm.vm import ForeignRoot, VmOptions
-from . import options
+from . import options, pool
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # bpfvm's own directory (harness/ in a checkout)
 GUEST_BASETEMP = "/tmp/bpfvm-guest"
@@ -65,9 +66,36 @@ def vm_options(config: pytest.Config, accel: str) -> VmOptions:
         config._tmp_path_factory.getbasetemp()) / "bpfvm-logs"  # type: ignore[attr-defined]
     return VmOptions(accel=accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
                      memory=opt("bpfvm_memory") or getini("bpfvm_memory"),
-                     boot_timeout=float(getini("bpfvm_boot_timeout")), logdir=Path(logdir))
+                     boot_timeout=float(getini("bpfvm_boot_timeout")), logdir=Path(logdir),
+                     console_allowed=console_allowed(config))
+
+
+def console_allowed(config: pytest.Config) -> tuple[console.Allowed, ...]:
+    """The known-harmless splats: bpfvm's own and ini bpfvm_console_allow's."""
+    try:
+        return tuple(console.allowed_from(config.getini("bpfvm_console_allow")))
+    except ValueError as e:
+        raise pytest.UsageError(f"ini bpfvm_console_allow: {e}") from None
 
 
 def test_timeout(config: pytest.Config) -> float:
     """Seconds one test may take in a VM."""
     return float(config.getoption("bpfvm_timeout") or config.getini("bpfvm_timeout"))
+
+
+def max_vms(config: pytest.Config) -> int:
+    """How many VMs one pytest process keeps alive at once (0: no bound)."""
+    value = config.getoption("bpfvm_max_vms")
+    if value is None:
+        text = config.getini("bpfvm_max_vms").strip()
+        if not text:
+            return pool.default_limit()
+        try:
+            value = int(text)
+        except ValueError:
+            raise pytest.UsageError(f"ini bpfvm_max_vms = {text!r} is not a number; "
+                                    f"give a count of VMs, or 0 for no bound") from None
+    if value < 0:
+        raise pytest.UsageError(f"--bpfvm-max-vms {value}: give a count of VMs, "
+                                f"or 0 for no bound")
+    return value

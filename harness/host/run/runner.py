@@ -18,7 +18,7 @@ from ..kernels.fetch import FetchError
 from ..kernels.kmake import KernelBuildError
 from ..kernels.ksource import SourceError
 from ..report import compat
-from ..vm import accel, bundle, rootfs
+from ..vm import accel, bundle, console, rootfs
 from ..vm.rootfs import RootfsError
 from ..vm.vm import Vm, VmError
 from . import bpfobjects, dispatch, launch, schedule
@@ -32,7 +32,7 @@ class HostRun:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.targets: dict[str, Target] = {}
-        self.pool = VmPool(self.new_vm)
+        self.pool = VmPool(self.new_vm, launch.max_vms(config), self.vm_stopped)
         self.seq = 0
         self.accel = "tcg"
         self.files: dict[str, set[str]] = {}
@@ -157,21 +157,49 @@ class HostRun:
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         nextid = dispatch.next_in_guest(target, nextitem)
+        problems: list[console.Problem] = []
+        retried: list[str] = []
         try:
             vm = self.pool.get(target)
         except VmError as e:
             reports = dispatch.synthesize(item, [], f"cannot boot: {e}")
         else:
+            if not vm.watch.checked:  # booted for this test
+                problems = vm.watch.booted(vm.console_text())
+                retried, vm.boot_failures = vm.boot_failures, []
             self.seq += 1
-            reports, error = dispatch.run(
+            reports, error, later = dispatch.run(
                 vm, item, nextid, self.seq, launch.test_timeout(self.config),
                 lambda request, left: self.serve(target.arch, request, item.path.parent, left))
+            problems += later
             if error is not None:
                 self.pool.discard(target)
+        if retried:
+            shown = next((r for r in reports if r.when == "call"), reports[-1])
+            shown.sections.append(("bpfvm boot", "booted on the second attempt; "
+                                                 + "\n".join(retried)))
         for report in reports:
             report.user_properties.extend(self.kernel_properties(target))
             ihook.pytest_runtest_logreport(report=report)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        if problems:
+            self.report_console(target, vm.log_path, problems)
+
+    def report_console(self, target: Target, log_path: Path,
+                       problems: list[console.Problem]) -> None:
+        """Kernel problems no test window holds, each reported as its own failure."""
+        hook = self.config.hook
+        for problem in problems:
+            reports = dispatch.console_reports(target, problem, str(log_path))
+            nodeid, location = reports[0].nodeid, reports[0].location
+            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+            for report in reports:
+                report.user_properties.extend(self.kernel_properties(target))
+                hook.pytest_runtest_logreport(report=report)
+            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+    def vm_stopped(self, vm: Vm) -> None:
+        self.report_console(vm.target, vm.log_path, vm.watch.ended(vm.console_text()))
 
     def kernel_properties(self, target: Target) -> list[tuple[str, str]]:
         """Where a test ran, for its report, JUnit record and the compatibility table."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +20,7 @@ from .. import tools
 from ..kernels import cache
 from . import console
 from . import vm as vmmod
+from .leash import Leash
 
 PROBE_TIMEOUT = 60.0
 STATE = "kvm-probe.json"  # in the cache dir
@@ -28,42 +30,51 @@ def kvm_device_usable(path: str = "/dev/kvm") -> bool:
     return os.path.exists(path) and os.access(path, os.R_OK | os.W_OK)
 
 
-def probe(target: Target, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
-    """Boot target under KVM running `true`; (works, what happened)."""
+def probe(target: Target, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str, bool]:
+    """Boot target under KVM running `true`; (works, what happened, clear).
+
+    clear: the verdict is KVM's own (it booted, or QEMU said KVM failed), not
+    a timeout or an exit that a loaded host may cause. QEMU runs on a leash,
+    so it dies with this process however that ends.
+    """
     opts = vmmod.VmOptions(accel="kvm", cpus=1, memory="512M")
     cmd = vmmod.boot_command(target, opts, "true")  # --verbose: QEMU's errors show
+    rundir = Path(tempfile.mkdtemp(prefix="bpfvm-probe-"))
+    log = rundir / "console.log"
+    log.touch()
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env=dict(os.environ, PATH=tools.search_path()))
-    output = b""
+    leash = Leash(cmd, rundir, log, dict(os.environ, PATH=tools.search_path()))
     try:
-        os.set_blocking(proc.stdout.fileno(), False)
         while time.monotonic() - started < timeout:
-            chunk = proc.stdout.read() or b""
-            output += chunk
-            failure = console.kvm_failure(output.decode(errors="replace"),
-                                          time.monotonic() - started)
+            code = leash.proc.poll()
+            output = log.read_text(errors="replace")
+            failure = console.kvm_failure(output, time.monotonic() - started)
             if failure:
-                return False, f"KVM guest failed: {failure}"
-            if proc.poll() is not None:
-                output += proc.stdout.read() or b""
-                if proc.returncode == 0:
-                    return True, f"KVM guest booted in {time.monotonic() - started:.1f}s"
-                return False, f"KVM guest exited with status {proc.returncode}"
+                # Silence is KVM's hang on an idle host, but may be load on a busy one.
+                clear = console.kvm_fatal(output) is not None or not _loaded()
+                return False, f"KVM guest failed: {failure}", clear
+            if code is not None:
+                if code == 0:
+                    return True, f"KVM guest booted in {time.monotonic() - started:.1f}s", True
+                return False, f"KVM guest exited with status {code}", False
             time.sleep(0.1)
-        return False, f"KVM guest did not finish booting within {timeout:.0f}s"
+        return False, f"KVM guest did not finish booting within {timeout:.0f}s", False
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-        proc.wait()
-        proc.stdout.close()
+        leash.pull()
+        shutil.rmtree(rundir, ignore_errors=True)
 
 
-def remembered(state: Path, run_probe: Callable[[], tuple[bool, str]],
+def _loaded() -> bool:
+    """Whether the host has more runnable work than CPUs (the last minute's load)."""
+    return os.getloadavg()[0] >= len(os.sched_getaffinity(0))
+
+
+def remembered(state: Path, run_probe: Callable[[], tuple[bool, str, bool]],
                device: str = "/dev/kvm", fresh: bool = False) -> tuple[bool, str]:
     """The probe's verdict, reused while the host's boot, its KVM device and
-    QEMU stay the same (fresh: probe anyway, and remember the new verdict).
+    QEMU stay the same (fresh: probe anyway). Only a clear verdict is kept: a
+    probe that timed out on a loaded host says nothing about KVM, and
+    remembering it would mean TCG until the host reboots.
 
     On a host whose KVM hangs, the probe waits its whole first-output time
     (10 s) before falling back; that was paid by every pytest run.
@@ -75,7 +86,9 @@ def remembered(state: Path, run_probe: Callable[[], tuple[bool, str]],
             return saved["works"], f"{saved['detail']}; probed earlier in this boot"
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    works, detail = run_probe()
+    works, detail, clear = run_probe()
+    if not clear:
+        return works, f"{detail}; not remembered, the next run probes again"
     try:
         state.parent.mkdir(parents=True, exist_ok=True)
         tmp = state.with_name(f".{state.name}.{os.getpid()}")

@@ -1,6 +1,7 @@
 """Keeps a VM on a leash: it dies, and its files go, when its owner does.
 
 Usage: python -m bpfvm.host.vm.leash FD RUNDIR LOG -- COMMAND...
+(or, from the owner, Leash(COMMAND, RUNDIR, LOG, env)).
 
 Runs COMMAND (virtme-ng, which runs QEMU) in a process group of its own,
 with TMPDIR inside RUNDIR, and waits for it. Its output is copied to LOG
@@ -20,6 +21,48 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+class Leash:
+    """The owner's end: COMMAND started on a leash, and the means to pull it."""
+
+    def __init__(self, command: Sequence[str], rundir: Path, log_path: Path,
+                 env: dict[str, str], cwd: Optional[str] = None):
+        leash_r, self._fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bpfvm.host.vm.leash", str(leash_r), str(rundir),
+                 str(log_path), "--", *command],
+                stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True,
+                env=env, cwd=cwd)
+        finally:
+            os.close(leash_r)
+
+    def pull(self, grace: float = 15.0) -> None:
+        """End the command: SIGTERM to the leash, which kills the command's group
+        and removes its run directory; if the leash does not exit within grace
+        seconds (stopped, stuck), the command's group and the leash are SIGKILLed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                for child in _children(self.proc.pid):
+                    _kill_group(child)  # the leash starts each command in a group of its own
+                self.proc.kill()
+                self.proc.wait()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def main(argv: list[str]) -> int:

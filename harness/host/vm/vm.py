@@ -10,7 +10,6 @@ import dataclasses
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from ...protocol import PORT_NAME, Ev, Op
 from ...target import Target
 from .. import tools
 from . import console
+from .leash import Leash
 
 
 
@@ -44,6 +44,10 @@ class VmTimeout(VmError):
     pass
 
 
+class KvmFailed(VmDied):
+    """QEMU said KVM cannot run the guest: booting again would fail the same way."""
+
+
 @dataclasses.dataclass
 class VmOptions:
     accel: str = "tcg"
@@ -51,6 +55,7 @@ class VmOptions:
     memory: str = "1G"
     boot_timeout: float = 300.0
     logdir: Path = Path(tempfile.gettempdir())
+    console_allowed: tuple[console.Allowed, ...] = console.BUILTIN_ALLOWED
 
 
 @dataclasses.dataclass
@@ -154,16 +159,27 @@ class Vm:
         self.rundir: Optional[Path] = None
         self.proc: Optional[subprocess.Popen] = None
         self.sock: Optional[socket.socket] = None
-        self._leash_w: Optional[int] = None
+        self.leash: Optional[Leash] = None
         self._decoder = protocol.Decoder()
         self._inbox: list[dict[str, Any]] = []
         self._console = b""
+        self.watch = console.Watch(opts.console_allowed)
+        self.boot_failures: list[str] = []  # earlier attempts at booting this kernel
         self.ready: dict[str, Any] = {}
         self._started = 0.0
 
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        """Boot the guest and wait for its worker; VmError if it fails. Nothing
+        is left of a boot that did not finish (Ctrl-C included)."""
+        try:
+            self._start()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _start(self) -> None:
         started = self._started = time.monotonic()
         self.opts.logdir.mkdir(parents=True, exist_ok=True)
         self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-"))
@@ -183,25 +199,15 @@ class Vm:
         # so the guest gets only the path of the script.
         cmd = boot_command(self.target, self.opts, f"exec sh {guest_dir / script.name}", extra,
                            qemu_opts=channel_opts(sock_path, self.target.arch))
-        leash_r, self._leash_w = os.pipe()
         env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bpfvm.host.vm.leash", str(leash_r), str(self.rundir),
-             str(self.log_path), "--", *cmd],
-            stdin=subprocess.DEVNULL, pass_fds=(leash_r,), start_new_session=True, env=env,
-            cwd=self.guest_spec.rootdir)
-        os.close(leash_r)
+        self.leash = Leash(cmd, self.rundir, self.log_path, env, cwd=self.guest_spec.rootdir)
+        self.proc = self.leash.proc
         deadline = started + self.opts.boot_timeout
-        try:
-            self._connect(sock_path, deadline)
-            self.send({"op": Op.HELLO})
-            self.ready = self.receive(deadline, what="boot")
-        except VmError:
-            self.kill()
-            raise
+        self._connect(sock_path, deadline)
+        self.send({"op": Op.HELLO})
+        self.ready = self.receive(deadline, what="boot")
         if self.ready.get("ev") != Ev.READY:
-            self.kill()
             raise VmError(f"guest worker on {self.target.id} failed to start: "
                           f"{self.ready.get('error', self.ready)} (console log: {self.log_path})")
 
@@ -235,19 +241,11 @@ class Vm:
 
     def kill(self) -> None:
         """Kill the VM (through its leash) and remove its run directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.leash is not None:
+            self.leash.pull()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        if self._leash_w is not None:
-            os.close(self._leash_w)
-            self._leash_w = None
         if self.rundir is not None:
             shutil.rmtree(self.rundir, ignore_errors=True)
             self.rundir = None
@@ -301,7 +299,7 @@ class Vm:
         if what == "boot" and self.opts.accel == "kvm":
             failure = console.kvm_failure(self.console_text(), time.monotonic() - self._started)
             if failure:
-                raise VmDied(self._explain(
+                raise KvmFailed(self._explain(
                     f"KVM failed during boot ({failure})",
                     fix="KVM does not work on this host: use --accel auto (probes KVM, "
                         "falls back to TCG) or --accel tcg"))
