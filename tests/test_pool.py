@@ -73,11 +73,16 @@ def test_default_limit_shares_the_cpus_among_the_workers(monkeypatch):
     assert pool.default_limit() == 1
 
 
-def test_bad_bound_is_one_line(pytester):
-    pytester.makeini("[pytest]\nbpfvm_max_vms = many\n")
+@pytest.mark.parametrize("ini, said", [
+    ("bpfvm_max_vms = many", "*bpfvm_max_vms = 'many' is not a number*"),
+    ("bpfvm_memory = 1T", "*memory per VM '1T' (--bpfvm-memory, ini bpfvm_memory): give a size*"),
+    ("bpfvm_console_allow = at x ; no date", "*ini bpfvm_console_allow: 'at x ; no date' is not*"),
+])
+def test_a_bad_vm_setting_is_one_line_before_any_boot(pytester, ini, said):
+    pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile("import pytest\n@pytest.mark.vm\ndef test_x():\n    pass\n")
     result = pytester.runpytest("--kernel=6.12", "--collect-only")
-    result.stderr.fnmatch_lines(["*bpfvm_max_vms = 'many' is not a number*"])
+    result.stderr.fnmatch_lines([said])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 

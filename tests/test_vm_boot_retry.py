@@ -39,10 +39,11 @@ def test_a_boot_that_fails_once_is_retried(vm_runner, fault_outcome):
     fault_outcome(next(line for line in run.output.splitlines() if "second attempt" in line))
 
 
-@pytest.mark.fault("a VM that cannot start (QEMU rejects its -m value)")
+@pytest.mark.fault("a kernel that misses its boot deadline twice (bpfvm_boot_timeout = 1)")
 def test_a_kernel_that_fails_twice_is_broken_with_both_reasons(vm_runner, fault_outcome):
     vm_runner.write("def test_one():\n    pass\ndef test_two():\n    pass\n")
-    run = vm_runner.run("--bpfvm-memory=1T")
+    (vm_runner.base / "pytest.ini").write_text("[pytest]\nbpfvm_boot_timeout = 1\n")
+    run = vm_runner.run()
     first, second = run.message(f"test_one{ID}"), run.message(f"test_two{ID}")
     assert run.outcome(f"test_one{ID}") == "failed"
     assert "cannot boot: first boot: " in first and "\nsecond boot: " in first

@@ -8,6 +8,7 @@ seconds under TCG), the ini file, the option values it may have
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,25 @@ def vm_options(config: pytest.Config, accel: str) -> VmOptions:
     logdir = opt("bpfvm_logdir") or Path(
         config._tmp_path_factory.getbasetemp()) / "bpfvm-logs"  # type: ignore[attr-defined]
     return VmOptions(accel=accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
-                     memory=opt("bpfvm_memory") or getini("bpfvm_memory"),
+                     memory=memory(config),
                      boot_timeout=float(getini("bpfvm_boot_timeout")), logdir=Path(logdir),
                      console_allowed=console_allowed(config))
+
+
+def check(config: pytest.Config) -> None:
+    """A usage error now, before anything boots, for a VM setting no VM could use."""
+    memory(config)
+    console_allowed(config)
+    max_vms(config)
+
+
+def memory(config: pytest.Config) -> str:
+    """Memory per VM as virtme-ng takes it: a number of MiB, or with a K, M or G suffix."""
+    value = config.getoption("bpfvm_memory") or config.getini("bpfvm_memory")
+    if not re.fullmatch(r"[1-9]\d*[KMG]?", value):
+        raise pytest.UsageError(f"memory per VM {value!r} (--bpfvm-memory, ini bpfvm_memory): "
+                                f"give a size such as 1G or 512M")
+    return value
 
 
 def console_allowed(config: pytest.Config) -> tuple[console.Allowed, ...]:

@@ -32,6 +32,7 @@ class HostRun:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.targets: dict[str, Target] = {}
+        launch.check(config)
         self.pool = VmPool(self.new_vm, launch.max_vms(config), self.vm_stopped)
         self.seq = 0
         self.accel = "tcg"
