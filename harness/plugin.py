@@ -313,9 +313,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if target_of(item) is not None and "netdevsim" in getattr(item, "fixturenames", ()):
             item.add_marker(NETDEVSIM_MARK)
     run = _host_run(config)
+    if run is None:
+        return
+    from .host.run.schedule import group_by_kernel
+
+    group_by_kernel(items, lambda item: getattr(target_of(item), "id", None), list(run.targets))
     # An xdist worker decides when it is sent its first VM item: only then has
     # the controller fetched what the run needs (pytest_xdist_node_collection_finished).
-    if run is not None and not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput"):
         run.decide_requirements(items)
 
 

@@ -111,6 +111,10 @@ def test_kvm_failure_is_qemus_message_or_silence():
         "KVM internal error"
     assert console.kvm_failure("qemu: failed to initialize kvm: Inappropriate ioctl\n", 0.5) == \
         "failed to initialize kvm"
+    assert console.kvm_failure(
+        "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: "
+        "../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed.\n", 0.5) == \
+        "failed to set MSR"
     assert console.kvm_failure("$ vng ...\n", 1.0) is None
     assert console.kvm_failure("$ vng ...\n", console.KVM_FIRST_OUTPUT + 1) == \
         f"the guest printed nothing within {console.KVM_FIRST_OUTPUT:.0f}s"

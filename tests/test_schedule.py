@@ -1,4 +1,4 @@
-from bpfvm.host.run.schedule import kernel_of, scope_of
+from bpfvm.host.run.schedule import group_by_kernel, kernel_of, scope_of
 from bpfvm.target import Target, host_arch
 
 IDS = ["6.1", "6.12", "6.12-arm64"]
@@ -29,3 +29,9 @@ def test_ids_carry_a_foreign_arch_only():
     # the id travels with the target: the guest, whose own arch is the
     # foreign one, computes the same id
     assert Target.from_json(resolve.parse("6.12", foreign, entries).to_json()).id == f"6.12-{foreign}"
+
+
+def test_each_kernels_items_come_together_and_others_keep_their_places():
+    items = ["host_a", "x[a-6.12]", "x[a-6.1]", "x[b-6.12]", "host_b", "x[b-6.1]"]
+    group_by_kernel(items, lambda nodeid: kernel_of(nodeid, ["6.1", "6.12"]), ["6.1", "6.12"])
+    assert items == ["host_a", "x[a-6.1]", "x[b-6.1]", "x[a-6.12]", "host_b", "x[b-6.12]"]

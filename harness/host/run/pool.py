@@ -5,7 +5,7 @@ At most `limit` VMs are alive at once in a process: under TCG a guest keeps
 a host CPU busy, so a fifth 1 GiB guest booting beside four idle ones on
 two cores crawls toward its boot timeout. When a kernel not booted is
 needed and the pool is full, the least recently used VM is stopped; tests
-arrive grouped by kernel (pytest orders the session-scoped kernel parameter,
+arrive grouped by kernel (schedule.group_by_kernel orders them,
 KernelScheduling sends a kernel's tests together), so each kernel boots once.
 """
 from __future__ import annotations

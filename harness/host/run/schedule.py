@@ -1,4 +1,5 @@
-"""pytest-xdist scheduling that keeps each kernel on as few workers as possible.
+"""Test order and pytest-xdist scheduling that keep each kernel's tests together
+and each kernel on as few workers as possible.
 
 Booting is the dominant cost, so tests are grouped by the kernel in their
 id and each group goes to one worker. When there are more workers than
@@ -7,9 +8,27 @@ workers boot that kernel too and share its modules.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, TypeVar
 
 from xdist.scheduler import LoadScopeScheduling
+
+T = TypeVar("T")
+
+
+def group_by_kernel(items: list[T], kernel: Callable[[T], Optional[str]],
+                    kernel_ids: Sequence[str]) -> None:
+    """Reorder items in place so that each kernel's come together, in kernel_ids'
+    order, in the places VM items had; other items keep theirs.
+
+    pytest groups by the session-scoped kernel parameter only as far as its
+    other parameters allow: test_x[a-5.10], test_x[a-6.12], test_x[b-5.10], ...
+    would boot each kernel again and again once the pool is bounded.
+    """
+    rank = {kid: i for i, kid in enumerate(kernel_ids)}
+    places = [i for i, item in enumerate(items) if kernel(item) in rank]
+    ordered = sorted((items[i] for i in places), key=lambda item: rank[kernel(item)])
+    for place, item in zip(places, ordered):
+        items[place] = item
 
 
 def kernel_of(nodeid: str, kernel_ids: Sequence[str]) -> Optional[str]:

@@ -33,8 +33,11 @@ _SPLAT = re.compile(
 EXCERPT_LINES = 40
 # What QEMU prints when KVM cannot run the guest (it then stops or hangs, never
 # falls back to TCG by itself).
+# An assertion in QEMU's own KVM code names its source file (seen with broken
+# nested KVM: "failed to set MSR 0x10a", then kvm_buf_set_msrs asserting).
 _KVM_FATAL = ("KVM internal error", "failed to initialize kvm", "Could not access KVM",
-              "emulation failure")
+              "emulation failure", "failed to set MSR", "target/i386/kvm/kvm.c:",
+              "target/arm/kvm.c:")
 # A working KVM guest prints its banner within a second or two; a broken one
 # often prints nothing at all.
 KVM_FIRST_OUTPUT = 10.0
