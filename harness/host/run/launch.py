@@ -75,7 +75,6 @@ def check(config: pytest.Config) -> None:
     """A usage error now, before anything boots, for a VM setting no VM could use."""
     memory(config)
     console_allowed(config)
-    max_vms(config)
 
 
 def memory(config: pytest.Config) -> str:
