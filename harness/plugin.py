@@ -74,6 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=[])
     parser.addini("bpfvm_max_vms", "VMs alive at once per pytest process (0: no bound; "
                   "default: the CPUs it may use, shared among xdist workers)", default="")
+    parser.addini("bpfvm_expected_skips", "a TOML file (relative to the ini file) of the "
+                  "tests expected to skip on each kernel, and why; on the kernels it lists, "
+                  "any other skip fails, and so does a listed test that runs", default="")
     parser.addini("bpfvm_bpf_dirs", "directories of BPF C sources that bpf_object('name') "
                   "finds, searched before <rootdir>/bpf", type="paths", default=[])
 
@@ -117,6 +120,10 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
     from .host import interrupt
 
     interrupt.sigterm_interrupts()  # before any fetch, probe or boot
+    if run.expected_skips is not None:  # in every process: where a report is made, it is held
+        from .host.report.expected_skips import SkipGuard
+
+        config.pluginmanager.register(SkipGuard(run.expected_skips), "bpfvm-skip-guard")
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         from .host.report.compat import CompatReport
         from .host.report.verdicts import VerifierReport

@@ -8,6 +8,7 @@ VERDICT = "bpfvm_verdict"          # {"program", "kernel", "accepted", "message"
 GOLDEN_USED = "bpfvm_golden_used"  # {"kernel", "name"}: a golden file a test read
 GOLDEN = "bpfvm_golden"            # {"kernel", "name", "text"}: a golden file to (re)write
 NOTE = "bpfvm_note"                # a line for the end-of-run summary
+EXPECTED_SKIP = "bpfvm_expected_skip"  # why a skip is one the project lists (expected_skips)
 
 # Where a VM test ran (the host adds them to every report of a VM test).
 KERNEL = "kernel"

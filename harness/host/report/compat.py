@@ -16,10 +16,12 @@ from typing import Any, Iterable, Optional
 from ... import properties as P
 from ...target import Target, kernel_order
 
+# "expected-skip": a skip the project's expected-skips file lists (expected_skips).
 SHORT = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip",
-         "xfailed": "xfail", "xpassed": "XPASS"}
+         "expected-skip": "xskip", "xfailed": "xfail", "xpassed": "XPASS"}
 # When phases disagree, the worse one names the cell.
-RANK = {"passed": 0, "xfailed": 1, "skipped": 2, "xpassed": 3, "failed": 4, "error": 5}
+RANK = {"passed": 0, "xfailed": 1, "expected-skip": 2, "skipped": 2, "xpassed": 3, "failed": 4,
+        "error": 5}
 
 
 class ReportError(ValueError):
@@ -54,7 +56,8 @@ def phase_outcome(report: Any) -> Optional[tuple[str, str]]:
         return ("xfailed", report.wasxfail) if report.skipped else ("xpassed", report.wasxfail)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return "skipped", reason.removeprefix("Skipped: ")
+        expected = any(key == P.EXPECTED_SKIP for key, _ in report.user_properties)
+        return "expected-skip" if expected else "skipped", reason.removeprefix("Skipped: ")
     if report.when == "call":
         return ("failed", _first_line(report.longreprtext)) if report.failed else ("passed", "")
     return None
@@ -156,6 +159,9 @@ class Matrix:
         totals = self.counts()
         lines.append("| **passed** | " + " | ".join(
             f"**{totals[c].get('passed', 0)}/{sum(totals[c].values())}**" for c in columns) + " |")
+        if any(totals[c].get("expected-skip") for c in columns):
+            lines += ["", "xskip: a skip the project's expected-skips file lists for that kernel; "
+                          "skip: one it does not check there."]
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from ...protocol import GuestSpec
 from ...target import Target
+from ..report.expected_skips import ExpectedSkips, ExpectedSkipsError
 from ..vm import console
 from ..vm.vm import ForeignRoot, VmOptions
 from . import options, pool
@@ -92,6 +94,18 @@ def console_allowed(config: pytest.Config) -> tuple[console.Allowed, ...]:
         return tuple(console.allowed_from(config.getini("bpfvm_console_allow")))
     except ValueError as e:
         raise pytest.UsageError(f"ini bpfvm_console_allow: {e}") from None
+
+
+def expected_skips(config: pytest.Config) -> Optional[ExpectedSkips]:
+    """The project's list of expected skips (ini bpfvm_expected_skips), if it has one."""
+    name = config.getini("bpfvm_expected_skips")
+    if not name:
+        return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        return ExpectedSkips.load(base / name)
+    except ExpectedSkipsError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def test_timeout(config: pytest.Config) -> float:

@@ -33,6 +33,7 @@ class HostRun:
         self.config = config
         self.targets: dict[str, Target] = {}
         launch.check(config)
+        self.expected_skips = launch.expected_skips(config)
         self.pool = VmPool(self.new_vm, launch.max_vms(config), self.vm_stopped)
         self.seq = 0
         self.accel = "tcg"
