@@ -55,12 +55,16 @@ def phase_outcome(report: Any) -> Optional[tuple[str, str]]:
     if hasattr(report, "wasxfail"):
         return ("xfailed", report.wasxfail) if report.skipped else ("xpassed", report.wasxfail)
     if report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         expected = any(key == P.EXPECTED_SKIP for key, _ in report.user_properties)
-        return "expected-skip" if expected else "skipped", reason.removeprefix("Skipped: ")
+        return "expected-skip" if expected else "skipped", skip_reason(report)
     if report.when == "call":
         return ("failed", _first_line(report.longreprtext)) if report.failed else ("passed", "")
     return None
+
+
+def skip_reason(report: Any) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
 
 
 def _first_line(text: str) -> str:

@@ -23,7 +23,7 @@ import pytest
 
 from ... import properties as P
 from ..kernels.catalog import tomllib
-from .compat import column_of, row_of
+from .compat import column_of, row_of, skip_reason
 
 
 class ExpectedSkipsError(ValueError):
@@ -98,9 +98,7 @@ class SkipGuard:
         reason = self.skips.reason(column, test)
         if report.skipped and not hasattr(report, "wasxfail"):
             if reason is None:
-                said = report.longrepr[2] if isinstance(report.longrepr, tuple) \
-                    else str(report.longrepr)
-                _fail(report, f"unexpected skip on {column}: {said.removeprefix('Skipped: ')}\n"
+                _fail(report, f"unexpected skip on {column}: {skip_reason(report)}\n"
                               f"{self.skips.path} does not list this test for {column}: make "
                               "it run there, or add it with the reason it cannot")
             else:
