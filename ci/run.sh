@@ -2,10 +2,10 @@
 # bpfvm's one entry point for people and CI: install what is missing, then test.
 #
 #   ci/run.sh smoke   the smoke suite on the default kernel (pyproject.toml)
-#   ci/run.sh test    the harness's own tests, the VM suites on 5.10, 6.1, 6.12, latest, then
-#                     the offload and kprobe-override tests on 6.12-test, built when not cached
-#                     (tests needing other built kernels or the arm64 root run when cached);
-#                     the time of each stage at the end
+#   ci/run.sh test    the harness's own tests, the VM suites on 5.10, 6.1, 6.12, latest, the
+#                     offload and kprobe-override tests on 6.12-test and the smoke, maps and
+#                     xdp suites on Debian's 6.12 arm64 (the kernel and the arm64 root are
+#                     built when not cached); the time of each stage at the end
 #   ci/run.sh build   build the 6.12 test-flavour kernels (x86_64, arm64) and the arm64 root
 #                     if not cached, then the tests and suites that need them (slow: see README)
 #   ci/run.sh setup   only install
@@ -73,6 +73,13 @@ offload_suite() {
   pytest suites -k "offload or override" --kernel 6.12-test -n 2 -v "$@"
 }
 
+# arm64 guests run on their own Debian root (built once, cached) under TCG here.
+arm64_suites() {
+  bpfvm rootfs build --arch arm64 || return
+  pytest suites/test_smoke.py suites/test_maps.py suites/test_xdp.py \
+    --kernel 6.12 --arch arm64 -n 2 -v "$@"
+}
+
 case "${1:-}" in
   setup) ;;
   setup-build) ;;
@@ -84,6 +91,7 @@ case "${1:-}" in
     stage "suites on 5.10, 6.1, 6.12, latest" \
       pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
     stage "6.12-test: build (when not cached), offload and override" offload_suite "$@" || rc=$?
+    stage "6.12 arm64: root (when not cached), smoke, maps, xdp" arm64_suites "$@" || rc=$?
     stage_times
     exit $rc ;;
   build)
