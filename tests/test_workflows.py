@@ -13,12 +13,42 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
-def test_actionlint_finds_nothing():
-    beside = Path(sys.executable).parent / "actionlint"
-    tool = str(beside) if beside.exists() else shutil.which("actionlint")
-    assert tool, "actionlint is missing: it comes with the test extras (pip install -e '.[test]')"
-    proc = subprocess.run([tool, "-no-color", *map(str, WORKFLOWS)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+def tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is missing: it comes with the test extras (pip install -e '.[test]')"
+    return found
+
+
+def as_workflow(action_dir: Path) -> dict:
+    """A composite action's steps as a reusable workflow's job, so actionlint (and the
+    shellcheck it runs on each script) checks them as it checks a workflow's."""
+    meta = yaml.safe_load((action_dir / "action.yml").read_text())
+    inputs = {name: {"type": "string", "default": str(spec.get("default", ""))}
+              for name, spec in meta.get("inputs", {}).items()}
+    return {"name": meta["name"], "on": {"workflow_call": {"inputs": inputs}},
+            "jobs": {"action": {"runs-on": "ubuntu-24.04", "steps": meta["runs"]["steps"]}}}
+
+
+def test_actionlint_finds_nothing_in_workflows_actions_and_the_readme(tmp_path):
+    from test_action import ACTIONS, readme_workflow_text
+
+    files = list(map(str, WORKFLOWS))
+    for i, action_dir in enumerate(ACTIONS):
+        files.append(str(tmp_path / f"action{i}.yml"))
+        Path(files[-1]).write_text(yaml.safe_dump(as_workflow(action_dir), sort_keys=False))
+    files.append(str(tmp_path / "readme.yml"))
+    Path(files[-1]).write_text(readme_workflow_text())
+    env = dict(os.environ, PATH=f"{Path(tool('shellcheck')).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([tool("actionlint"), "-no-color", *files], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shellcheck_finds_nothing_in_the_ci_scripts():
+    scripts = sorted(map(str, (ROOT / "ci").rglob("*.sh")))
+    proc = subprocess.run([tool("shellcheck"), *scripts], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -32,28 +62,3 @@ def test_matrix_is_every_kernel_line_and_flavour_of_the_catalog():
                for e in entries}
     assert all(isinstance(kernel, str) for kernel in matrix["kernel"])
     assert cells == wanted
-
-
-def test_cells_run_the_scripts_that_exist():
-    text = (ROOT / ".github/workflows/kernels.yml").read_text()
-    for script in ("ci/gha/cell.sh", "ci/gha/merge.sh"):
-        assert f"bash {script}" in text and (ROOT / script).is_file()
-
-
-def test_merge_script_puts_one_table_in_the_summary(tmp_path):
-    from bpfvm.host.report.compat import Matrix
-
-    for column, name, arch in (("6.1-x86_64", "6.1", "x86_64"), ("6.1-arm64", "6.1", "arm64")):
-        cell = Matrix()
-        cell.add("suites/test_a.py::test_a", column, "passed", meta={"name": name, "arch": arch})
-        cell.write(str(tmp_path / "cells" / f"cell-{column}" / "compat"))
-    summary = tmp_path / "summary.md"
-    proc = subprocess.run(["bash", "ci/gha/merge.sh", str(tmp_path / "cells"),
-                           str(tmp_path / "merged")], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    text = summary.read_text()
-    assert "## Compatibility: 2 cells" in text
-    assert "| `suites/test_a.py::test_a` | pass | pass |" in text
-    assert (tmp_path / "merged.json").exists()

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The final job of the matrix: one compatibility table from every cell's, into the
-# job summary and BASE.md / BASE.json.
+# merge/action.yml: one compatibility table from every cell's compat.json under CELLS,
+# into the job summary and $RUNNER_TEMP/bpfvm-compatibility.{md,json}. Needs only
+# Python: bpfvm is installed without its dependencies (the report code is stdlib).
 #
-#   ci/gha/merge.sh CELLS_DIR BASE
+# In: CELLS, GITHUB_ACTION_PATH (merge/), GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, RUNNER_TEMP.
+# Out (GITHUB_OUTPUT): table.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-cells=$1 base=$2
-
 shopt -s nullglob
-reports=("$cells"/*/compat.json)
+reports=("$CELLS"/*/compat.json)
 if [ ${#reports[@]} -eq 0 ]; then
-  echo "no cell left a compatibility table in $cells" >&2
+  echo "::error::bpfvm: no cell left a compatibility table in $CELLS"
   exit 1
 fi
-bash ci/run.sh setup
-{ echo "## Compatibility: ${#reports[@]} cells"; echo;
-  .venv/bin/bpfvm report merge "${reports[@]}" -o "$base"; } | tee -a "${GITHUB_STEP_SUMMARY:-/dev/null}"
+venv=$RUNNER_TEMP/bpfvm-merge-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check --no-deps "$GITHUB_ACTION_PATH/.."
+base=$RUNNER_TEMP/bpfvm-compatibility
+{ echo "## Compatibility: ${#reports[@]} cells"; echo
+  "$venv/bin/bpfvm" report merge "${reports[@]}" -o "$base"; } >> "$GITHUB_STEP_SUMMARY"
+echo "table=$base" >> "$GITHUB_OUTPUT"
