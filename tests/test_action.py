@@ -138,7 +138,7 @@ def test_readme_workflow_passes_on_the_example_project_with_an_empty_cache(tmp_p
     assert re.fullmatch(r"[0-9a-f]{16}", run.step_outputs["run"]["cache-key"])
     summary = run.summary()
     assert "### bpfvm: 6.12 on x86_64: passed" in summary
-    assert f"6.12-x86_64 (" in summary and ("KVM" in summary or "TCG" in summary)
+    assert "6.12-x86_64 (" in summary and ("KVM" in summary or "TCG" in summary)
     assert "`tests/test_xdp_proto_count.py::test_non_ip_frames_are_not_counted` |" in summary
 
     out = Path(run.step_outputs["setup"]["out"])
