@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bpfvm-max-vms", type=int, default=None, metavar="N",
                     help="VMs alive at once per pytest process; the least recently used "
                          "one stops when another kernel is needed (0: no bound)")
+    group.addoption("--bpfvm-reuse", action="store_true", default=None,
+                    help="keep each healthy VM booted after the run, and use a kept one "
+                         "instead of booting (ini bpfvm_reuse)")
     group.addoption("--bpfvm-logdir", default=None,
                     help="where VM console logs go (default: under pytest's basetemp)")
     group.addoption("--update-golden", action="store_const", const="yes", default=False,
@@ -74,6 +77,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=[])
     parser.addini("bpfvm_max_vms", "VMs alive at once per pytest process (0: no bound; "
                   "default: the CPUs it may use, shared among xdist workers)", default="")
+    parser.addini("bpfvm_reuse", "keep VMs booted between runs, as --bpfvm-reuse does",
+                  type="bool", default=False)
+    parser.addini("bpfvm_reuse_idle", "minutes a kept VM waits for the next run",
+                  default="10")
     parser.addini("bpfvm_expected_skips", "a TOML file (relative to the ini file) of the "
                   "tests expected to skip on each kernel, and why; on the kernels it lists, "
                   "any other skip fails, and so does a listed test that runs", default="")
@@ -398,12 +405,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run.shutdown()
     if session.testsfailed > failed and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["bpfvm_vms"] = run.vm_summary()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: a worker's VMs, for the run's last line."""
+    run = _host_run(node.config)
+    if run is not None:
+        run.add_vm_summary(getattr(node, "workeroutput", {}).get("bpfvm_vms"))
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = _host_run(config)
-    if run is not None:
-        run.kill_all()
+    if run is None:
+        return
+    run.kill_all()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = run.vm_line() if not hasattr(config, "workerinput") else None
+    if line and reporter is not None:
+        reporter.write_line(line)
 
 
 def _configures_bpfvm(config: pytest.Config) -> bool:

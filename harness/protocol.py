@@ -21,35 +21,50 @@ END = "bpfvm-end"
 
 class Op:
     """What the host asks, in a message's "op" field."""
-    HELLO = "hello"  # start; the worker answers Ev.READY (or Ev.ERROR)
-    RUN = "run"      # run one node id ("nodeid", "next", "seq")
-    REPLY = "reply"  # the answer to an Ev.CALL
-    EXIT = "exit"    # tear down and leave
+    SESSION = "session"  # start a run's pytest ("spec": a GuestSpec); answered by Ev.READY
+    RUN = "run"          # run one node id ("nodeid", "next", "seq")
+    REPLY = "reply"      # the answer to an Ev.CALL
+    END = "end"          # end the session, keep the VM; answered by Ev.ENDED
+    EXIT = "exit"        # end the session (if any) and power off
 
 
 class Ev:
     """What the guest says, in a message's "ev" field."""
-    READY = "ready"      # the worker is up: "release", "boot_id", "collected", "errors"
-    ERROR = "error"      # the worker could not start: "error"
+    READY = "ready"      # a session is up: "release", "boot_id", "collected", "errors"
+    ERROR = "error"      # the worker could not start a session, or its pytest died: "error"
     REPORT = "report"    # one serialized test report: "data"
     CALL = "call"        # a test needs the host (a BPF build); answered by Op.REPLY
     MISSING = "missing"  # the node id was not collected in the guest: "errors"
     DONE = "done"        # the item's runtest protocol finished: "seq"
+    ENDED = "ended"      # the session ended: "leftovers", what it left outside its namespaces
 
 
 @dataclasses.dataclass
 class GuestSpec:
-    """What the host tells the guest worker before it starts pytest (guest.json)."""
+    """What the host tells the guest worker to start a session's pytest with (Op.SESSION)."""
     rootdir: str                 # the project root: the worker's working directory
     args: list[str]              # the guest pytest's arguments: test files, -p, -c, ...
     options: dict[str, Any]      # option values set on the guest's config (host/run/options.py)
     env: dict[str, str]          # environment for the guest's pytest (BPFVM_GUEST, ...)
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GuestSpec":
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class BootSpec:
+    """What the guest's long-lived parent is started with (guest.json)."""
+    preload: list[str]           # modules to import before the first session (pytest, scapy, ...)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "GuestSpec":
+    def from_json(cls, text: str) -> "BootSpec":
         return cls(**json.loads(text))
 
 
@@ -84,6 +99,7 @@ EVENT_FIELDS: dict[str, dict[str, type]] = {
     Ev.CALL: {},
     Ev.MISSING: {"errors": list},
     Ev.DONE: {"seq": int},
+    Ev.ENDED: {"leftovers": list},
 }
 
 

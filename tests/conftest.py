@@ -103,10 +103,13 @@ class VmRunner:
     def start(self, *args: str, kernel: str = VM_KERNEL,
               hide: Sequence[str] = ()) -> subprocess.Popen:
         """hide: files the inner run must not be able to use (see hiding())."""
-        env = dict(os.environ, TMPDIR=str(self.tmp))
         return subprocess.Popen(hiding(hide) + self.command(*args, kernel=kernel), cwd=self.base,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, preexec_fn=_sigint_as_in_a_terminal)
+
+    def env(self) -> dict[str, str]:
+        """The inner run's environment: its TMPDIR, and a bpfvm run directory (kept VMs) in it."""
+        return dict(os.environ, TMPDIR=str(self.tmp), BPFVM_RUNDIR=str(self.tmp / "run"))
 
     def finish(self, proc: subprocess.Popen, timeout: float = 900) -> InnerRun:
         output, _ = proc.communicate(timeout=timeout)

@@ -7,6 +7,7 @@ every report is turned into plain data by pytest_report_to_serializable.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional
 
 import pytest
@@ -24,6 +25,15 @@ class Channel:
 
     def receive(self) -> dict[str, Any]:
         return protocol.read_message(lambda n: os.read(self.fd, n))
+
+    def receive_waiting(self, poll: float = 0.2) -> dict[str, Any]:
+        """The next message, waiting while no host is connected (between the
+        runs a kept VM serves, reads see the port closed)."""
+        while True:
+            try:
+                return self.receive()
+            except protocol.ChannelClosed:
+                time.sleep(poll)
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -43,6 +53,7 @@ class GuestSession:
     def __init__(self, link: Channel, spec: protocol.GuestSpec):
         self.link = link
         self.spec = spec
+        self.ending: Optional[str] = None  # Op.END or Op.EXIT, once the host said which
         self.config: Optional[pytest.Config] = None
         self.collect_errors: list[str] = []
         compiled.set_compiler(link.call)
@@ -69,7 +80,8 @@ class GuestSession:
                         "errors": self.collect_errors})
         while True:
             message = self.link.receive()
-            if message["op"] == Op.EXIT:
+            if message["op"] in (Op.END, Op.EXIT):
+                self.ending = message["op"]
                 return True
             if message["op"] != Op.RUN:
                 continue

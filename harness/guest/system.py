@@ -11,15 +11,16 @@ MOUNTS = (
 )
 
 
+def mount_table() -> list[tuple[str, str, str]]:
+    """(source, mount point, type) of this process's mounts, in mount order."""
+    with open("/proc/self/mounts") as f:
+        return [tuple(line.split()[:3]) for line in f]  # type: ignore[misc]
+
+
 def mounted(path: str, fstype: str) -> bool:
     """Whether the topmost mount at path is of fstype."""
-    top = None
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if fields[1] == path:
-                top = fields[2]
-    return top == fstype
+    tops = [kind for _, point, kind in mount_table() if point == path]
+    return bool(tops) and tops[-1] == fstype
 
 
 def prepare() -> None:
@@ -42,6 +43,17 @@ def mount_filesystems() -> None:
                               capture_output=True, text=True)
         if proc.returncode != 0 and fstype == "bpf":
             raise RuntimeError(f"cannot mount bpffs: {proc.stderr.strip()}")
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphans of this process's descendants become its children (so it can reap them)."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def kmsg(text: str) -> None:

@@ -1,23 +1,33 @@
-"""The long-lived worker inside a guest: runs pytest items the host sends.
+"""The long-lived worker inside a guest: a parent that forks one pytest session per run.
 
 Started by virtme-ng as the guest's command:
     python -m bpfvm.guest.worker /path/to/guest.json
-It prepares the guest (bpffs), opens the bpfvm virtio-serial port, and runs
-an ordinary pytest session whose run loop takes node ids from the host
-instead of running everything it collected. Reports travel back
-serialized by pytest's own hooks, as pytest-xdist does it.
+The parent prepares the guest (bpffs, /dev/kmsg), imports what sessions
+need (pytest, the plugin, the heavy libraries the host's tests imported),
+records the VM's state as booted, and opens the bpfvm virtio-serial port.
+Each Op.SESSION forks a child that enters fresh namespaces (fresh.py) and
+runs an ordinary pytest session whose run loop takes node ids from the
+host (session.py). When a session ends with Op.END, the parent checks
+what it left outside its namespaces (leftovers.py), says so in Ev.ENDED,
+and waits for the next session: a kept VM's next run is a fork away.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from .. import protocol
 from ..protocol import Ev, Op
-from . import session, system
+from . import leftovers, system
+
+# A session child's exit status: what its host asked for last, or that it
+# failed and has told the host why.
+POWER_OFF, KEEP, FAILED = 100, 101, 102
 
 
 def find_port(name: str, timeout: float = 30.0) -> str:
@@ -39,23 +49,82 @@ def find_port(name: str, timeout: float = 30.0) -> str:
         time.sleep(0.1)
 
 
-def main(argv: list[str]) -> int:
-    spec = protocol.GuestSpec.from_json(Path(argv[0]).read_text())
-    fd = os.open(find_port(protocol.PORT_NAME), os.O_RDWR)
-    link = session.Channel(fd)
-    hello = link.receive()
-    if hello.get("op") != Op.HELLO:
-        raise RuntimeError(f"unexpected first message {hello}")
-    try:
-        system.prepare()
-    except Exception as e:  # report any setup failure to the host, then stop
-        link.send({"ev": Ev.ERROR, "error": f"guest setup failed: {e}"})
-        return 1
-    os.environ.update(spec.env)
-    os.chdir(spec.rootdir)
-    import pytest
+def preload(modules: list[str]) -> None:
+    """Import what the sessions will (each fork inherits it); speed only, so failures pass."""
+    for name in ["pytest", "bpfvm.plugin", "bpfvm.guest.session", *modules]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the session imports it again and reports
+            pass
 
-    return int(pytest.main(spec.args, plugins=[session.GuestSession(link, spec)]))
+
+def main(argv: list[str]) -> int:
+    boot = protocol.BootSpec.from_json(Path(argv[0]).read_text())
+    from .session import Channel
+
+    link = Channel(os.open(find_port(protocol.PORT_NAME), os.O_RDWR))
+    try:
+        system.become_subreaper()
+        system.prepare()
+        baseline = leftovers.snapshot()
+    except Exception as e:  # noqa: BLE001 - told to the host at its first session
+        failure = f"guest setup failed: {e}"
+    else:
+        failure = ""
+        preload(boot.preload)
+    while True:
+        message = link.receive_waiting()
+        if message.get("op") == Op.EXIT:
+            return 0
+        if message.get("op") != Op.SESSION:
+            continue
+        if failure:
+            link.send({"ev": Ev.ERROR, "error": failure})
+            return 1
+        status = run_session(link, protocol.GuestSpec.from_dict(message["spec"]))
+        if status == POWER_OFF:
+            return 0
+        if status == FAILED:
+            return 1
+        if status != KEEP:
+            link.send({"ev": Ev.ERROR, "error": f"the guest's pytest ended abnormally ({status})"})
+            return 1
+        link.send({"ev": Ev.ENDED, "leftovers": leftovers.check(baseline)})
+
+
+def run_session(link, spec: protocol.GuestSpec) -> object:
+    """Run one session in a child; its exit status (POWER_OFF, KEEP), or how it died."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(_child(link, spec))
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+
+
+def _child(link, spec: protocol.GuestSpec) -> int:
+    from . import fresh
+    from .session import GuestSession
+
+    try:
+        fresh.enter()
+        os.environ.update(spec.env)
+        os.chdir(spec.rootdir)
+        import pytest
+
+        guest = GuestSession(link, spec)
+        code = pytest.main(spec.args, plugins=[guest])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if guest.ending is None:
+            link.send({"ev": Ev.ERROR, "error": f"the guest's pytest exited ({code!s}) before "
+                                                f"running tests; its output is on the console"})
+            return FAILED
+        return KEEP if guest.ending == Op.END else POWER_OFF
+    except BaseException:  # noqa: BLE001 - the host is told, whatever it was
+        link.send({"ev": Ev.ERROR, "error": f"guest session failed: {traceback.format_exc()}"})
+        return FAILED
 
 
 if __name__ == "__main__":

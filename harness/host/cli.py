@@ -17,7 +17,7 @@ from . import interrupt, sysdeps, tools
 from .kernels import aptsources, buildcache, cache, catalog, fetch, fragments, ksource, resolve
 from .kernels.aptsources import MirrorError
 from .report import compat, verifier_stats
-from .vm import accel, rootfs
+from .vm import accel, kept, rootfs
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -214,6 +214,40 @@ def _probe_target():
     return None
 
 
+def cmd_vms(args: argparse.Namespace) -> int:
+    """The VMs kept booted for the next run (--bpfvm-reuse)."""
+    rows = [("KERNEL", "RELEASE", "AGE", "IDLE", "RUNS", "MEMORY", "ACCEL")]
+    for _directory, record in kept.entries():
+        if record is None:
+            continue
+        shown = kept.summary(record)
+        idle = record.gone if record.state == "gone" else shown["idle"]
+        rows.append((shown["kernel"], shown["release"], shown["age"], idle, str(shown["runs"]),
+                     shown["memory"], shown["accel"]))
+    if len(rows) == 1:
+        print("bpfvm: no VMs are kept (pytest --bpfvm-reuse keeps them)")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_vms_stop(args: argparse.Namespace) -> int:
+    """End kept VMs: those of one kernel, or all."""
+    if not args.all and not args.kernel:
+        print("bpfvm: say which: bpfvm vms stop KERNEL, or bpfvm vms stop --all", file=sys.stderr)
+        return 2
+    chosen = [(d, r) for d, r in kept.entries()
+              if args.all or (r is not None and r.target == args.kernel)]
+    if not chosen:
+        print(f"bpfvm: no kept VM{'' if args.all else ' of ' + args.kernel}")
+        return 0
+    for directory, record in chosen:
+        print(f"{record.target if record else directory.name}: {kept.stop(directory, record)}")
+    return 0
+
+
 def cmd_report_merge(args: argparse.Namespace) -> int:
     """One compatibility table from the JSON reports of several runs (CI cells)."""
     matrix = compat.merge_files(args.files)
@@ -278,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     rm.add_argument("files", nargs="+", help="JSON reports to merge")
     rm.add_argument("-o", "--output", metavar="BASE", help="also write BASE.md and BASE.json")
     rm.set_defaults(func=cmd_report_merge)
+    vm = sub.add_parser("vms", help="VMs kept booted between runs (pytest --bpfvm-reuse)")
+    vm.set_defaults(func=cmd_vms)
+    vmsub = vm.add_subparsers(dest="action")
+    vs = vmsub.add_parser("stop", help="end kept VMs and remove what they leave")
+    vs.add_argument("kernel", nargs="?", help="the kernel id whose VMs to end (6.12, 6.12-arm64)")
+    vs.add_argument("--all", action="store_true", help="end every kept VM")
+    vs.set_defaults(func=cmd_vms_stop)
     v = sub.add_parser("verifier-stats", help="golden verifier statistics compared across kernels")
     v.add_argument("kernels", nargs="*", help="kernel ids to compare, first is the baseline "
                                               "(default: every kernel with statistics)")

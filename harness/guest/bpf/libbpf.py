@@ -160,6 +160,9 @@ _PROTOTYPES = {
     "bpf_map_lookup_and_delete_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_obj_pin": (c_int, [c_int, c_char_p]),
     "bpf_obj_get": (c_int, [c_char_p]),
+    "bpf_prog_get_next_id": (c_int, [c_uint32, POINTER(c_uint32)]),
+    "bpf_map_get_next_id": (c_int, [c_uint32, POINTER(c_uint32)]),
+    "bpf_link_get_next_id": (c_int, [c_uint32, POINTER(c_uint32)]),
     "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(TestRunOpts)]),
     "bpf_prog_load": (c_int, [c_int, c_char_p, c_char_p, c_void_p, c_size_t,
@@ -291,3 +294,12 @@ def num_possible_cpus() -> int:
 
 def version() -> tuple[int, int]:
     return lib.libbpf_major_version(), lib.libbpf_minor_version()
+
+
+def object_ids(kind: str) -> set[int]:
+    """The ids of every BPF object of kind ("prog", "map" or "link") in the kernel."""
+    next_id = getattr(lib, f"bpf_{kind}_get_next_id")
+    ids, current = set(), ctypes.c_uint32(0)
+    while next_id(current.value, ctypes.byref(current)) == 0:
+        ids.add(current.value)
+    return ids

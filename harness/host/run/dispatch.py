@@ -110,6 +110,8 @@ def run(vm: Vm, item: pytest.Item, nextid: Optional[str], seq: int, timeout: flo
                 vm.send({"op": Op.REPLY, **answer(serve, message, deadline)})
             elif message["ev"] == Ev.DONE:
                 break
+            elif message["ev"] == Ev.ERROR:
+                raise VmError(f"{message['error']} (console log: {vm.log_path})")
     except VmTimeout as e:
         head = f"timed out after {timeout:.0f}s (bpfvm_timeout); the VM was killed"
         return synthesize(item, reports, f"{head}: {e}"), e, []

@@ -9,12 +9,13 @@ seconds under TCG), the ini file, the option values it may have
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
-from ...protocol import GuestSpec
+from ...protocol import BootSpec, GuestSpec
 from ...target import Target
 from ..report.expected_skips import ExpectedSkips, ExpectedSkipsError
 from ..vm import console
@@ -70,13 +71,37 @@ def vm_options(config: pytest.Config, accel: str) -> VmOptions:
     return VmOptions(accel=accel, cpus=int(opt("bpfvm_cpus") or getini("bpfvm_cpus")),
                      memory=memory(config),
                      boot_timeout=float(getini("bpfvm_boot_timeout")), logdir=Path(logdir),
-                     console_allowed=console_allowed(config))
+                     console_allowed=console_allowed(config), keep_idle=keep_idle(config))
 
 
 def check(config: pytest.Config) -> None:
     """A usage error now, before anything boots, for a VM setting no VM could use."""
     memory(config)
     console_allowed(config)
+    keep_idle(config)
+
+
+def keep_idle(config: pytest.Config) -> Optional[float]:
+    """Seconds a kept VM waits for the next run; None without --bpfvm-reuse (or ini bpfvm_reuse)."""
+    if not (config.getoption("bpfvm_reuse") or config.getini("bpfvm_reuse")):
+        return None
+    text = config.getini("bpfvm_reuse_idle").strip()
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise pytest.UsageError(f"ini bpfvm_reuse_idle = {text!r}: give the minutes a kept VM "
+                                f"waits for the next run, such as 10")
+    return minutes * 60
+
+
+PRELOAD = ("scapy.all", "pyroute2", "bpfvm.bpf", "bpfvm.net", "bpfvm.offload", "bpfvm.verifier")
+
+
+def boot_spec() -> BootSpec:
+    """What the guest's parent imports before sessions: the heavy modules this run's tests did."""
+    return BootSpec(preload=[name for name in PRELOAD if name in sys.modules])
 
 
 def memory(config: pytest.Config) -> str:

@@ -11,6 +11,7 @@ KernelScheduling sends a kernel's tests together), so each kernel boots once.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Optional
 
 from ...target import Target
@@ -27,15 +28,22 @@ def default_limit(workers: Optional[int] = None) -> int:
 
 class VmPool:
     def __init__(self, make: Callable[[Target], Vm], limit: int = 1,
-                 stopped: Callable[[Vm], None] = lambda vm: None):
+                 stopped: Callable[[Vm], None] = lambda vm: None,
+                 attach: Callable[[Target], Optional[Vm]] = lambda target: None,
+                 retire: Optional[Callable[[Vm], None]] = None):
         """make: a new, unstarted Vm for a target; limit: how many may be alive
         at once (0: no bound); stopped: called with each VM stopped in order
-        (not killed), once its console is complete."""
+        (not killed), once its console is complete; attach: a kept VM of the
+        target's, started for this run, if there is one (--bpfvm-reuse);
+        retire: what ends a VM in order instead of stopping it (keeps it)."""
         self.make = make
         self.limit = limit
         self.stopped = stopped
+        self.attach = attach
+        self.retire = retire
         self.vms: dict[str, Vm] = {}  # least recently used first
         self.broken: dict[str, str] = {}  # target id -> why its boot failed
+        self.boot_seconds = 0.0  # spent booting, attempts that failed included
 
     def get(self, target: Target) -> Vm:
         """The target's running VM, booted now if there is none (VmError if it cannot be)."""
@@ -49,7 +57,7 @@ class VmPool:
             raise VmError(self.broken[target.id])
         while self.limit and len(self.vms) >= self.limit:
             self._stop(self.vms.pop(next(iter(self.vms))))
-        vm = self._boot(target)
+        vm = self.attach(target) or self._boot(target)
         self.vms[target.id] = vm
         return vm
 
@@ -60,6 +68,7 @@ class VmPool:
         failures: list[str] = []
         for attempt in ("first", "second"):
             vm = self.make(target)
+            started = time.monotonic()
             try:
                 vm.start()
                 vm.boot_failures = failures
@@ -68,6 +77,8 @@ class VmPool:
                 failures.append(f"{attempt} boot: {e}")
                 if isinstance(e, KvmFailed):
                     break
+            finally:
+                self.boot_seconds += time.monotonic() - started
         self.broken[target.id] = "(boot failed earlier in this run) " + "\n".join(failures)
         raise VmError("\n".join(failures))
 
@@ -82,6 +93,9 @@ class VmPool:
             self._stop(self.vms.pop(next(iter(self.vms))))
 
     def _stop(self, vm: Vm) -> None:
+        if self.retire is not None:
+            self.retire(vm)
+            return
         vm.stop()
         self.stopped(vm)
 

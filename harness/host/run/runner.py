@@ -1,6 +1,7 @@
 """The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +19,7 @@ from ..kernels.fetch import FetchError
 from ..kernels.kmake import KernelBuildError
 from ..kernels.ksource import SourceError
 from ..report import compat
-from ..vm import accel, bundle, console, rootfs
+from ..vm import accel, bundle, console, kept, rootfs
 from ..vm.rootfs import RootfsError
 from ..vm.vm import Vm, VmError
 from . import bpfobjects, dispatch, launch, schedule
@@ -34,7 +35,14 @@ class HostRun:
         self.targets: dict[str, Target] = {}
         launch.check(config)
         self.expected_skips = launch.expected_skips(config)
-        self.pool = VmPool(self.new_vm, launch.max_vms(config), self.vm_stopped)
+        self.keep_idle = launch.keep_idle(config)
+        reusing = self.keep_idle is not None
+        self.pool = VmPool(self.new_vm, launch.max_vms(config), self.vm_stopped,
+                           attach=self.attach_kept if reusing else lambda target: None,
+                           retire=self.retire if reusing else None)
+        self.vm_outcomes: dict[str, str] = {}  # target id -> "kept", or why not
+        self.boot_seconds = 0.0  # the most one process of the run spent booting
+        self.started = time.monotonic()
         self.seq = 0
         self.accel = "tcg"
         self.files: dict[str, set[str]] = {}
@@ -174,7 +182,10 @@ class HostRun:
                 vm, item, nextid, self.seq, launch.test_timeout(self.config),
                 lambda request, left: self.serve(target.arch, request, item.path.parent, left))
             problems += later
+            if problems or vm.watch.splats:
+                vm.taint = vm.taint or "the kernel reported a problem on its console"
             if error is not None:
+                self.vm_outcomes[target.id] = f"its VM failed: {str(error).splitlines()[0]}"
                 self.pool.discard(target)
         if retried:
             shown = next((r for r in reports if r.when == "call"), reports[-1])
@@ -203,6 +214,100 @@ class HostRun:
     def vm_stopped(self, vm: Vm) -> None:
         self.report_console(vm.target, vm.log_path, vm.watch.ended(vm.console_text()))
 
+    # -- kept VMs (--bpfvm-reuse) ------------------------------------------
+
+    def attach_kept(self, target: Target) -> Optional[Vm]:
+        """A kept VM of this run's configuration, attached; None if there is none free."""
+        vm = self.new_vm(target)
+        key = vm.reuse_key()
+        for directory, record in kept.entries():
+            if record is None or record.key != key or record.state == "busy":
+                continue
+            claim = kept.Claim.take(directory)
+            if claim is None:
+                continue
+            record = kept.Record.load(directory)  # again, now that it is ours
+            if record is None or record.state == "busy":
+                claim.release()
+                continue
+            age = kept.describe_age(time.time() - record.booted)
+            if record.state == "gone":
+                claim.release()
+                kept.remove(directory)
+                self._progress(f"bpfvm: the kept VM for {target.id} (booted {age} ago) is gone: "
+                               f"{record.gone}; booting a new one")
+                continue
+            try:
+                vm.attach(claim, record)
+            except VmError as e:
+                self._progress(f"bpfvm: the kept VM for {target.id} (booted {age} ago) cannot be "
+                               f"used ({str(e).splitlines()[0]}); booting a new one")
+                vm = self.new_vm(target)
+                continue
+            return vm
+        return None
+
+    def vm_summary(self) -> dict[str, Any]:
+        """What an xdist worker tells the controller of its VMs (workeroutput)."""
+        return {"outcomes": dict(self.vm_outcomes), "boot_seconds": self.pool.boot_seconds}
+
+    def add_vm_summary(self, data: Any) -> None:
+        if isinstance(data, dict):
+            outcomes = data.get("outcomes")
+            if isinstance(outcomes, dict):
+                self.vm_outcomes.update({str(k): str(v) for k, v in outcomes.items()})
+            if isinstance(data.get("boot_seconds"), (int, float)):
+                self.boot_seconds = max(self.boot_seconds, float(data["boot_seconds"]))
+
+    def vm_line(self) -> Optional[str]:
+        """The run's last line: which VMs were kept and why others were not; or,
+        without --bpfvm-reuse, a hint when booting took a third of the run."""
+        if self.keep_idle is None:
+            boots = max(self.boot_seconds, self.pool.boot_seconds)
+            elapsed = time.monotonic() - self.started
+            if boots > elapsed / 3 and boots > 1:
+                return (f"bpfvm: {boots:.0f} s of this {elapsed:.0f} s run went to booting VMs; "
+                        f"--bpfvm-reuse keeps them booted for the next run")
+            return None
+        outcomes = {**self.vm_outcomes, **self.vm_summary()["outcomes"]}
+        if not outcomes:
+            return None
+        kept_ids = [t for t, why in outcomes.items() if why == "kept"]
+        others = [f"{t} ({why})" for t, why in outcomes.items() if why != "kept"]
+        parts = []
+        if kept_ids:
+            parts.append(f"kept {', '.join(kept_ids)} for the next run "
+                         f"(up to {self.keep_idle / 60:g} min idle; bpfvm vms stop ends them)")
+        if others:
+            parts.append(f"not kept: {'; '.join(others)}")
+        return "bpfvm: " + "; ".join(parts)
+
+    def retire(self, vm: Vm) -> None:
+        """At the run's end (or to make room): keep the VM for the next run if it
+        is as healthy as booted, else stop it; either way, say why."""
+        reason = vm.taint
+        if reason is None:
+            try:
+                left = vm.end_session()
+            except VmError as e:
+                reason = f"its session did not end cleanly ({str(e).splitlines()[0]})"
+            else:
+                if left:
+                    reason = ("its run left state outside the session's namespaces: "
+                              + "; ".join(left))
+        if reason is None:
+            problems = vm.watch.ended(vm.console_text())
+            self.report_console(vm.target, vm.log_path, problems)
+            if problems:
+                reason = "the kernel reported a problem on its console"
+        if reason is None:
+            vm.detach()
+            self.vm_outcomes[vm.target.id] = "kept"
+            return
+        self.vm_outcomes[vm.target.id] = reason
+        vm.stop()
+        self.vm_stopped(vm)
+
     def kernel_properties(self, target: Target) -> list[tuple[str, str]]:
         """Where a test ran, for its report, JUnit record and the compatibility table."""
         accel_used = "none" if not target.in_vm else "tcg" if target.foreign else self.accel
@@ -211,11 +316,12 @@ class HostRun:
     def new_vm(self, target: Target) -> Vm:
         opts = launch.vm_options(self.config, self.accel)
         spec = launch.guest_spec(self.config, target, list(self.files.get(target.id, ())))
+        boot = launch.boot_spec()
         if target.foreign:
             opts.accel = "tcg"  # KVM runs the host's arch only
             root = launch.foreign_root(self.config, target, self.roots[target.arch])
-            return Vm(target, opts, spec, foreign=root)
-        return Vm(target, opts, spec, bundle.for_this_process())
+            return Vm(target, opts, spec, foreign=root, boot=boot)
+        return Vm(target, opts, spec, bundle.for_this_process(self.config.rootpath), boot=boot)
 
     def shutdown(self) -> None:
         self.pool.shutdown()

@@ -154,10 +154,33 @@ def guest_prelude(tar: Path, roots: list[Path]) -> str:
     return "\n".join(f"{c} 2>/dev/null" for c in cmds)
 
 
-def for_this_process() -> str:
-    """The guest prelude for what this pytest process has imported ("" if none)."""
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
+
+
+def outside_project(modules: Iterable[object], project: Path) -> list[object]:
+    """modules but the project's own (its tests, conftests, helpers), bpfvm kept
+    even where it lives in the project (an editable install). The project's
+    files are read from the share as they are now: a kept VM runs edited
+    tests, and the bundle, its key and the cache stay the same across edits."""
+    outside = []
+    for module in modules:
+        path = getattr(module, "__file__", None)
+        resolved = Path(os.path.abspath(path)) if isinstance(path, str) else None
+        if (resolved is not None and project in resolved.parents
+                and PACKAGE_DIR not in resolved.parents):
+            continue
+        outside.append(module)
+    return outside
+
+
+def for_this_process(project: Optional[Path] = None) -> str:
+    """The guest prelude for what this pytest process has imported ("" if none),
+    without project's own modules."""
+    modules = list(sys.modules.values())
+    if project is not None:
+        modules = outside_project(modules, Path(os.path.abspath(project)))
     try:
-        tar, roots = build(module_roots(list(sys.modules.values())))
+        tar, roots = build(module_roots(modules))
     except (OSError, ValueError, tarfile.TarError):
         return ""
     return guest_prelude(tar, roots)

@@ -138,6 +138,7 @@ class Watch:
         self.allowed = tuple(allowed)
         self.checked = 0
         self.last: Optional[tuple[str, tuple, Optional[float]]] = None  # nodeid, location, end time
+        self.splats = 0  # found in tests' windows
 
     def booted(self, text: str) -> list[Problem]:
         """Problems in the console up to the worker's readiness: the boot's."""
@@ -168,6 +169,7 @@ class Watch:
             stop = end + len(end_marker)
             end_time = timestamp(text[text.rfind("\n", 0, end) + 1:stop])
         splat = find_splat(text[start:stop], self.allowed)
+        self.splats += splat is not None
         since = self._since_last_end(splat) if splat else None
         if since is not None and since <= GRACE:
             splat += (f"\n(this came {since:.1f}s after {self.last[0]} ended: work that "

@@ -7,6 +7,8 @@ exposes as a unix socket in the VM's private run directory.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -23,9 +25,8 @@ from ...arches import ARCH
 from ...protocol import PORT_NAME, Ev, Op
 from ...target import Target
 from .. import tools
-from . import console
+from . import console, kept
 from .leash import Leash
-
 
 
 class VmError(RuntimeError):
@@ -56,6 +57,7 @@ class VmOptions:
     boot_timeout: float = 300.0
     logdir: Path = Path(tempfile.gettempdir())
     console_allowed: tuple[console.Allowed, ...] = console.BUILTIN_ALLOWED
+    keep_idle: Optional[float] = None  # --bpfvm-reuse: seconds a kept VM waits for the next run
 
 
 @dataclasses.dataclass
@@ -104,6 +106,21 @@ class ForeignRoot:
         return "\n".join(lines)
 
 
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: str) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) for the process."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _digests[key]
+
+
 def channel_opts(sock: Path, arch: str) -> str:
     """QEMU options for the host-guest channel: a virtio-serial port named
     PORT_NAME, on a unix socket at sock on the host."""
@@ -146,14 +163,21 @@ class Vm:
     _count = 0
 
     def __init__(self, target: Target, opts: VmOptions, guest_spec: protocol.GuestSpec,
-                 prelude: str = "", foreign: Optional[ForeignRoot] = None):
+                 prelude: str = "", foreign: Optional[ForeignRoot] = None,
+                 boot: Optional[protocol.BootSpec] = None):
         """prelude: shell commands the guest runs before starting the worker.
-        foreign: the root and shares of a guest that cannot use the host's root."""
+        foreign: the root and shares of a guest that cannot use the host's root.
+        boot: what the guest's parent imports before its first session."""
         self.target = target
         self.prelude = prelude
         self.foreign = foreign
         self.opts = opts
         self.guest_spec = guest_spec
+        self.boot = boot or protocol.BootSpec(preload=[])
+        self.claim: Optional[kept.Claim] = None  # a kept (or keepable) VM's registry hold
+        self.record: Optional[kept.Record] = None
+        self.booted = 0.0  # seconds its boot took (0 when attached)
+        self.taint: Optional[str] = None  # why it must not be kept, once its run shows it
         Vm._count += 1
         self.log_path = opts.logdir / f"console-{target.id}-{os.getpid()}-{Vm._count}.log"
         self.rundir: Optional[Path] = None
@@ -182,9 +206,13 @@ class Vm:
     def _start(self) -> None:
         started = self._started = time.monotonic()
         self.opts.logdir.mkdir(parents=True, exist_ok=True)
-        self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-"))
+        keeping = self.opts.keep_idle is not None
+        self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-", dir=kept.vms_dir() if keeping else None))
+        if keeping:  # the console log lives as long as the VM may
+            self.claim = kept.Claim.take(self.rundir)
+            self.log_path = self.rundir / "console.log"
         spec_path = self.rundir / "guest.json"
-        spec_path.write_text(self.guest_spec.to_json())
+        spec_path.write_text(self.boot.to_json())
         sock_path = self.rundir / "chan.sock"
         script = self.rundir / "guest.sh"
         python, guest_dir, extra, prelude = sys.executable, self.rundir, [], self.prelude
@@ -205,23 +233,104 @@ class Vm:
         self.proc = self.leash.proc
         deadline = started + self.opts.boot_timeout
         self._connect(sock_path, deadline)
-        self.send({"op": Op.HELLO})
+        self._session(deadline)
+        self.booted = time.monotonic() - started
+        if keeping:
+            self.record = kept.Record(
+                key=self.reuse_key(), target=self.target.id, release=self.ready["release"],
+                leash=self.leash.proc.pid, cpus=self.opts.cpus, memory=self.opts.memory,
+                accel=self.opts.accel, booted=time.time() - self.booted,
+                boot_id=str(self.ready.get("boot_id", "")), idle=self.opts.keep_idle)
+            self.record.save(self.rundir)
+
+    def _session(self, deadline: float) -> None:
+        """Start this run's pytest session in the guest and wait until it is ready."""
+        self.send({"op": Op.SESSION, "spec": self.guest_spec.to_dict()})
         self.ready = self.receive(deadline, what="boot")
         if self.ready.get("ev") != Ev.READY:
             raise VmError(f"guest worker on {self.target.id} failed to start: "
                           f"{self.ready.get('error', self.ready)} (console log: {self.log_path})")
+
+    # -- kept VMs (--bpfvm-reuse) ------------------------------------------
+
+    def reuse_key(self) -> str:
+        """Everything that must match for a run to use a VM another run booted:
+        the kernel image's checksum, arch, vCPUs, memory, accelerator, what the
+        guest runs before the worker (the import bundle, by content), the
+        Python and bpfvm it runs, the project root and the shared directories."""
+        image = self.target.vmlinuz or self.target.kdir or ""
+        parts = {"kernel": _file_digest(image), "arch": self.target.arch,
+                 "cpus": self.opts.cpus, "memory": self.opts.memory, "accel": self.opts.accel,
+                 "prelude": self.prelude, "python": sys.executable,
+                 "package": str(Path(__file__).resolve().parents[2]),
+                 "rootdir": self.guest_spec.rootdir, "preload": self.boot.preload,
+                 "foreign": dataclasses.asdict(self.foreign) if self.foreign else None}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+    def attach(self, claim: kept.Claim, record: kept.Record) -> None:
+        """Start this run's session in a kept VM (claimed by this run); VmError
+        when it cannot be used, and then nothing of it is left."""
+        self.claim, self.record, self.rundir = claim, record, claim.directory
+        self.log_path = self.rundir / "console.log"
+        self.leash = Leash.adopt(record.leash)
+        self.proc = self.leash.proc
+        try:
+            if not kept.leash_alive(self.rundir, record.leash):
+                raise VmDied("its leash process is gone")
+            text = self.console_text()
+            splat = console.find_splat(text[record.console_at:], self.opts.console_allowed)
+            if splat:
+                raise VmError(f"the kernel reported a problem while it was idle:\n{splat}")
+            self.watch.checked = len(text)
+            record.state = "busy"
+            record.save(self.rundir)
+            deadline = time.monotonic() + min(30.0, self.opts.boot_timeout)
+            self._connect(self.rundir / "chan.sock", deadline)
+            self._session(deadline)
+        except BaseException:
+            self.kill()
+            raise
+
+    def end_session(self, timeout: float = 30.0) -> list[str]:
+        """End the run's session, keeping the VM up; what the guest says the
+        session left outside its namespaces."""
+        self.send({"op": Op.END})
+        ended = self.receive(time.monotonic() + timeout, what="the session's end")
+        if ended.get("ev") != Ev.ENDED:
+            raise VmBadMessage(f"the guest answered the session's end with "
+                               f"{protocol.excerpt(ended)}")
+        return [protocol.excerpt(str(line)) for line in ended["leftovers"][:20]]
+
+    def detach(self) -> None:
+        """Leave the VM booted and idle for the next run (after end_session)."""
+        assert self.record is not None and self.claim is not None and self.rundir is not None
+        self.record.state, self.record.since = "idle", time.time()
+        self.record.runs += 1
+        self.record.console_at = len(self.console_text())
+        self.record.save(self.rundir)
+        self.leash.keep()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.claim.release()
+        self.claim = self.rundir = self.leash = self.proc = None
 
     def _connect(self, path: Path, deadline: float) -> None:
         while True:
             self._check_alive("boot")
             if path.exists():
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                dirfd = os.open(path.parent, os.O_PATH)
                 try:
-                    sock.connect(str(path))
+                    # Through the directory's fd: a socket path may not exceed
+                    # 107 bytes, and run directories under a deep TMPDIR do.
+                    sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
                     self.sock = sock
                     return
                 except OSError:
                     sock.close()
+                finally:
+                    os.close(dirfd)
             if time.monotonic() > deadline:
                 raise VmTimeout(self._explain(f"QEMU did not open its channel within "
                                               f"{self.opts.boot_timeout:.0f}s"))
@@ -247,6 +356,10 @@ class Vm:
             self.sock.close()
             self.sock = None
         if self.rundir is not None:
+            if self.claim is not None:
+                kept.remove(self.rundir)  # and what a dead leash left running
+                self.claim.release()
+                self.claim = None
             shutil.rmtree(self.rundir, ignore_errors=True)
             self.rundir = None
 
