@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (catalog.CatalogError, fetch.FetchError, MirrorError, buildcache.KernelBuildError,
             ksource.SourceError, fragments.FragmentError, rootfs.RootfsError,
-            verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError) as e:
+            verifier_stats.StatsError, compat.ReportError, sysdeps.SetupError,
+            kept.RunDirError) as e:
         print(f"bpfvm: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # stdout went away (| head): stop quietly

@@ -18,7 +18,7 @@ import pytest
 from ...protocol import BootSpec, GuestSpec
 from ...target import Target
 from ..report.expected_skips import ExpectedSkips, ExpectedSkipsError
-from ..vm import console
+from ..vm import console, kept
 from ..vm.vm import ForeignRoot, VmOptions
 from . import options, pool
 
@@ -93,6 +93,10 @@ def keep_idle(config: pytest.Config) -> Optional[float]:
     if not minutes > 0:
         raise pytest.UsageError(f"ini bpfvm_reuse_idle = {text!r}: give the minutes a kept VM "
                                 f"waits for the next run, such as 10")
+    try:
+        kept.run_dir()
+    except kept.RunDirError as e:
+        raise pytest.UsageError(str(e)) from None
     return minutes * 60
 
 

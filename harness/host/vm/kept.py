@@ -25,16 +25,25 @@ RECORD, LOCK, GROUP = "vm.json", "lock", "group"
 IDLE_DEFAULT = 600.0
 
 
+GUEST_PRIVATE = ("/run", "/dev", "/proc", "/sys")  # a guest mounts its own there
+
+
+class RunDirError(ValueError):
+    pass
+
+
 def run_dir() -> Path:
-    """bpfvm's run directory: BPFVM_RUNDIR, else $XDG_RUNTIME_DIR/bpfvm, else
-    $TMPDIR/bpfvm-UID; only its owner may enter it."""
+    """bpfvm's run directory: BPFVM_RUNDIR, else $TMPDIR/bpfvm-UID; only its
+    owner may enter it. The guest reads its start-up files from there through
+    the shared root, so it may not be where a guest has its own filesystems
+    (XDG_RUNTIME_DIR, under /run, is one)."""
     explicit = os.environ.get("BPFVM_RUNDIR")
-    if explicit:
-        path = Path(explicit)
-    elif os.environ.get("XDG_RUNTIME_DIR"):
-        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "bpfvm"
-    else:
-        path = Path(tempfile.gettempdir()) / f"bpfvm-{os.getuid()}"
+    path = Path(os.path.abspath(explicit)) if explicit else \
+        Path(tempfile.gettempdir()) / f"bpfvm-{os.getuid()}"
+    if any(path == Path(p) or Path(p) in path.parents for p in GUEST_PRIVATE):
+        raise RunDirError(f"bpfvm's run directory {path} (BPFVM_RUNDIR or TMPDIR) is under "
+                          f"{', '.join(GUEST_PRIVATE)}, which a guest does not share with the "
+                          f"host: set BPFVM_RUNDIR to a directory elsewhere")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
@@ -43,6 +52,9 @@ def vms_dir() -> Path:
     path = run_dir() / "vms"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
+
+
+_TYPES = {"str": str, "int": int, "float": (int, float)}  # Record's field types, as JSON has them
 
 
 @dataclasses.dataclass
@@ -69,9 +81,13 @@ class Record:
         """The record in directory, None when missing or malformed."""
         try:
             data = json.loads((directory / RECORD).read_text())
-            fields = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in fields})
-        except (OSError, ValueError, TypeError):
+            types = {f.name: _TYPES[f.type] for f in dataclasses.fields(cls)}
+            values = {k: v for k, v in data.items() if k in types}
+            if not all(isinstance(v, types[k]) and not isinstance(v, bool)
+                       for k, v in values.items()):
+                return None
+            return cls(**values)
+        except (OSError, ValueError, TypeError, AttributeError):
             return None
 
     def save(self, directory: Path) -> None:

@@ -225,11 +225,14 @@ class Vm:
                           f"exec {python} -m bpfvm.guest.worker {guest_dir / spec_path.name}\n")
         # The command travels on the kernel command line (2048 bytes on x86),
         # so the guest gets only the path of the script.
+        # QEMU runs in the run directory and binds the socket by its name there:
+        # a socket's path may not exceed 107 bytes, and under a deep TMPDIR
+        # the run directory's does.
         cmd = boot_command(self.target, self.opts, f"exec sh {guest_dir / script.name}", extra,
-                           qemu_opts=channel_opts(sock_path, self.target.arch))
+                           qemu_opts=channel_opts(Path(sock_path.name), self.target.arch))
         env = dict(os.environ, PATH=tools.search_path(), PYTHONDONTWRITEBYTECODE="1")
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
-        self.leash = Leash(cmd, self.rundir, self.log_path, env, cwd=self.guest_spec.rootdir)
+        self.leash = Leash(cmd, self.rundir, self.log_path, env, cwd=str(self.rundir))
         self.proc = self.leash.proc
         deadline = started + self.opts.boot_timeout
         self._connect(sock_path, deadline)
@@ -322,8 +325,7 @@ class Vm:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 dirfd = os.open(path.parent, os.O_PATH)
                 try:
-                    # Through the directory's fd: a socket path may not exceed
-                    # 107 bytes, and run directories under a deep TMPDIR do.
+                    # Through the directory's fd: its path may be too long (_start).
                     sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
                     self.sock = sock
                     return
