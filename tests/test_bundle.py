@@ -101,3 +101,14 @@ def test_old_bundles_are_pruned(root, tmp_path):
         os.utime(made[-1], (i, i))
     left = sorted((tmp_path / "cache" / "bundles").glob("*.tar"))
     assert len(left) == bundle.KEEP and made[-1] in left and made[0] not in left
+
+
+def test_the_guest_gets_neither_the_project_nor_the_host_side(tmp_path):
+    project, site = tmp_path / "project", tmp_path / "site"
+    modules = [fake_module("test_x", project / "test_x.py"),
+               fake_module("bpfvm.host.vm.vm", bundle.PACKAGE_DIR / "host/vm/vm.py"),
+               fake_module("bpfvm.net", bundle.PACKAGE_DIR / "net.py"),
+               fake_module("xdist", site / "xdist/__init__.py"),
+               fake_module("xdistant", site / "xdistant.py")]
+    kept = bundle.for_guest(modules, project)
+    assert [m.__name__ for m in kept] == ["bpfvm.net", "xdistant"]

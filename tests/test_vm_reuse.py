@@ -120,6 +120,22 @@ def test_a_program_left_attached_in_the_initial_namespace_is_not_kept(reuse):
     assert registered(reuse) == []
 
 
+@pytest.mark.build
+def test_a_netdevsim_device_left_in_the_initial_namespace_is_not_kept(reuse, built):
+    built("6.12")
+    reuse.write("""
+        from pathlib import Path
+        def test_leaves_a_netdevsim_device():
+            Path("/sys/bus/netdevsim/new_device").write_text("77 1")
+    """)
+    run = reuse.run("--bpfvm-reuse", kernel="6.12-test")
+    assert run.returncode == 0, run.output
+    last = run.output.splitlines()[-1]
+    assert last.startswith("bpfvm: not kept: 6.12-test (its run left state outside the "
+                           "session's namespaces: netdevsim device netdevsim77"), last
+    assert registered(reuse) == []
+
+
 def test_the_idle_timeout_ends_a_kept_vm_and_leaves_nothing(reuse):
     reuse.write("""
         def test_one():

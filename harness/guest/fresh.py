@@ -22,6 +22,8 @@ import ctypes
 import errno
 import os
 
+from .system import libc_call, mount
+
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 MS_REC, MS_PRIVATE = 0x4000, 1 << 18
 BPFFS, NETNS_DIR = "/sys/fs/bpf", "/run/netns"
@@ -29,25 +31,14 @@ BPFFS, NETNS_DIR = "/sys/fs/bpf", "/run/netns"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _call(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def mount(fstype: str, target: str, flags: int = 0) -> None:
-    _call(_libc.mount(fstype.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags),
-                      None), f"mount {fstype} on {target}")
-
-
 def enter() -> None:
     """Put this process into fresh namespaces (see the module's docstring)."""
-    _call(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    libc_call(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     for flag in (CLONE_NEWIPC, CLONE_NEWUTS):
         if _libc.unshare(flag) != 0 and ctypes.get_errno() != errno.EINVAL:
-            _call(-1, f"unshare({flag:#x})")  # EINVAL: a kernel without CONFIG_IPC_NS/UTS_NS
-    _call(_libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
-          "making / private")
+            libc_call(-1, f"unshare({flag:#x})")  # EINVAL: a kernel without CONFIG_IPC_NS/UTS_NS
+    libc_call(_libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
+              "making / private")
     mount("bpf", BPFFS)
     os.makedirs(NETNS_DIR, exist_ok=True)
     mount("tmpfs", NETNS_DIR)

@@ -1,7 +1,8 @@
 """Making a freshly booted guest ready for BPF tests."""
 from __future__ import annotations
 
-import subprocess
+import ctypes
+import os
 from pathlib import Path
 
 MOUNTS = (
@@ -39,10 +40,27 @@ def mount_filesystems() -> None:
         if mounted(path, fstype):
             continue
         Path(path).mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(["mount", "-t", fstype, fstype, path],
-                              capture_output=True, text=True)
-        if proc.returncode != 0 and fstype == "bpf":
-            raise RuntimeError(f"cannot mount bpffs: {proc.stderr.strip()}")
+        try:
+            mount(fstype, path)
+        except OSError as e:
+            if fstype == "bpf":
+                raise RuntimeError(f"cannot mount bpffs: {e}") from None
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def libc_call(ret: int, what: str) -> None:
+    """OSError naming what failed, when a libc call returned non-zero."""
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(fstype: str, target: str, flags: int = 0) -> None:
+    """mount(2) of a pseudo filesystem (no exec of mount(8): seconds add up under TCG)."""
+    libc_call(_libc.mount(fstype.encode(), target.encode(), fstype.encode(),
+                          ctypes.c_ulong(flags), None), f"mount {fstype} on {target}")
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -50,10 +68,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 def become_subreaper() -> None:
     """Orphans of this process's descendants become its children (so it can reap them)."""
-    import ctypes
-
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    libc_call(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def kmsg(text: str) -> None:

@@ -50,12 +50,24 @@ def find_port(name: str, timeout: float = 30.0) -> str:
 
 
 def preload(modules: list[str]) -> None:
-    """Import what the sessions will (each fork inherits it); speed only, so failures pass."""
-    for name in ["pytest", "bpfvm.plugin", "bpfvm.guest.session", *modules]:
+    """Import what the sessions will (each fork inherits it); speed only, so failures pass.
+
+    pytest's built-in plugins are among them: a session imports them while
+    it configures, and imported here they cost a kept VM's sessions nothing.
+    """
+    for name in ["pytest", "bpfvm.plugin", "bpfvm.guest.session", *builtin_plugins(), *modules]:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the session imports it again and reports
             pass
+
+
+def builtin_plugins() -> list[str]:
+    try:
+        from _pytest.config import default_plugins
+    except ImportError:
+        return []
+    return [f"_pytest.{name}" for name in default_plugins]
 
 
 def main(argv: list[str]) -> int:
