@@ -3,7 +3,8 @@
 #
 #   ci/run.sh smoke   the smoke suite on the default kernel (pyproject.toml)
 #   ci/run.sh test    the harness's own tests, the VM suites on 5.10, 6.1, 6.12, latest, the
-#                     offload and kprobe-override tests on 6.12-test and the smoke, maps and
+#                     offload and kprobe-override tests on 6.12-test, three of the 6.12
+#                     source's annotated verifier_*.c files on 6.12, and the smoke, maps and
 #                     xdp suites on Debian's 6.12 arm64 (the kernel and the arm64 root are
 #                     built when not cached); the time of each stage at the end
 #   ci/run.sh build   build the 6.12 test-flavour kernels (x86_64, arm64) and the arm64 root
@@ -73,6 +74,15 @@ offload_suite() {
   pytest suites -k "offload or override" --kernel 6.12-test -n 2 -v "$@"
 }
 
+# The kernel's own annotated verifier programs (6.12's source, fetched once into the
+# cache) as test items on Debian's 6.12.
+kernel_selftests() {
+  local progs
+  progs="$(bpfvm kernels source 6.12)/tools/testing/selftests/bpf/progs" || return
+  pytest "$progs"/verifier_{bounds,helper_value_access,ref_tracking}.c --kernel 6.12 \
+    -p no:cacheprovider -q -rfs "$@"
+}
+
 # arm64 guests run on their own Debian root (built once, cached) under TCG here.
 arm64_suites() {
   bpfvm rootfs build --arch arm64 || return
@@ -91,6 +101,7 @@ case "${1:-}" in
     stage "suites on 5.10, 6.1, 6.12, latest" \
       pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
     stage "6.12-test: build (when not cached), offload and override" offload_suite "$@" || rc=$?
+    stage "the 6.12 source's annotated verifier programs on 6.12" kernel_selftests "$@" || rc=$?
     stage "6.12 arm64: root (when not cached), smoke, maps, xdp" arm64_suites "$@" || rc=$?
     stage_times
     exit $rc ;;

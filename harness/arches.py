@@ -20,6 +20,7 @@ class Arch:
     qemu_user: str      # the qemu-user binary that runs its programs elsewhere (rootfs builds)
     virtio_serial: str  # the virtio-serial device the host-guest channel uses on its machine
     bpf_target: str     # __TARGET_ARCH_x for BPF programs (libbpf's bpf_tracing.h)
+    selftests: str      # the arch of the selftests' __arch_* annotations (test_arch=)
 
     @property
     def image_name(self) -> str:
@@ -28,9 +29,11 @@ class Arch:
 
 ARCH = {
     "x86_64": Arch("x86_64", "amd64", "x86_64", "x86_64-linux-gnu", "arch/x86/boot/bzImage",
-                   "qemu-system-x86_64", "qemu-x86_64", "virtio-serial-pci", "x86"),
+                   "qemu-system-x86_64", "qemu-x86_64", "virtio-serial-pci", "x86",
+                   "X86_64"),
     "arm64": Arch("arm64", "arm64", "arm64", "aarch64-linux-gnu", "arch/arm64/boot/Image",
-                  "qemu-system-aarch64", "qemu-aarch64", "virtio-serial-device", "arm64"),
+                  "qemu-system-aarch64", "qemu-aarch64", "virtio-serial-device", "arm64",
+                  "ARM64"),
 }
 NAMES = tuple(ARCH)
 

@@ -84,6 +84,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("bpfvm_expected_skips", "a TOML file (relative to the ini file) of the "
                   "tests expected to skip on each kernel, and why; on the kernels it lists, "
                   "any other skip fails, and so does a listed test that runs", default="")
+    parser.addini("bpfvm_selftests", "files or directories of annotated BPF C programs "
+                  "(the kernel selftests' progs/*.c) collected as tests", type="paths",
+                  default=[])
+    parser.addini("bpfvm_selftests_clang", "the clang that builds annotated C files "
+                  "(default: the newest clang-N on PATH)", default="")
     parser.addini("bpfvm_bpf_dirs", "directories of BPF C sources that bpf_object('name') "
                   "finds, searched before <rootdir>/bpf", type="paths", default=[])
 
@@ -135,7 +140,10 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
         from .host.report.compat import CompatReport
         from .host.report.verdicts import VerifierReport
 
+        from .host.report.selftests import SelftestsSummary
+
         config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
+        config.pluginmanager.register(SelftestsSummary(config), "bpfvm-selftests")
         config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
     return run
 
@@ -169,6 +177,17 @@ def _targets(config: pytest.Config) -> Optional[list["Target"]]:
         return None
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Annotated BPF C files (named on the command line or under ini bpfvm_selftests)."""
+    if file_path.suffix != ".c":
+        return None
+    from . import annotated
+
+    if not annotated.candidate(parent.config, file_path):
+        return None
+    return annotated.AnnotatedFile.from_parent(parent, path=file_path)
+
+
 def is_vm_test(config: pytest.Config, definition) -> bool:
     if definition.get_closest_marker("vm") is not None:
         return True
@@ -177,7 +196,11 @@ def is_vm_test(config: pytest.Config, definition) -> bool:
 
 
 def target_of(item: pytest.Item) -> Optional["Target"]:
-    """The kernel an item was parametrized for; None for ordinary tests."""
+    """The kernel an item was parametrized for (an annotated program's, its own);
+    None for ordinary tests."""
+    own = getattr(item, "annotated_target", None)
+    if own is not None:
+        return own
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(KERNEL_PARAM) if callspec is not None else None
 
@@ -406,7 +429,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if session.testsfailed > failed and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workeroutput"):
+        from .annotated import compile_errors
+
         session.config.workeroutput["bpfvm_vms"] = run.vm_summary()
+        session.config.workeroutput["bpfvm_compile_errors"] = compile_errors(session.config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -414,7 +440,11 @@ def pytest_testnodedown(node, error) -> None:
     """xdist controller: a worker's VMs, for the run's last line."""
     run = _host_run(node.config)
     if run is not None:
-        run.add_vm_summary(getattr(node, "workeroutput", {}).get("bpfvm_vms"))
+        output = getattr(node, "workeroutput", {})
+        run.add_vm_summary(output.get("bpfvm_vms"))
+        summary = node.config.pluginmanager.get_plugin("bpfvm-selftests")
+        if summary is not None:
+            summary.add_compile_errors(output.get("bpfvm_compile_errors"))
 
 
 @pytest.hookimpl(trylast=True)

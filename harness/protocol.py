@@ -43,9 +43,12 @@ class Ev:
 class GuestSpec:
     """What the host tells the guest worker to start a session's pytest with (Op.SESSION)."""
     rootdir: str                 # the project root: the worker's working directory
-    args: list[str]              # the guest pytest's arguments: test files, -p, -c, ...
+    args: list[str]              # the guest pytest's arguments: test files or their dirs, -p, ...
     options: dict[str, Any]      # option values set on the guest's config (host/run/options.py)
     env: dict[str, str]          # environment for the guest's pytest (BPFVM_GUEST, ...)
+    files: list[str] = dataclasses.field(default_factory=list)  # the test files asked for
+    annotated: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    #                            annotated C files: path -> its programs' Specs (annotations.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

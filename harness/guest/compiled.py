@@ -34,15 +34,21 @@ def compiled(source: Union[str, Path], cflags: Sequence[str] = (),
 
     A relative path is taken from base (the test's directory).
     """
-    if _compiler is None:
-        raise RuntimeError("no BPF compiler: compiled() works in tests run by bpfvm")
     source = str(source)
     if (source.endswith(".c") or os.sep in source) and base is not None:
         source = str((base / source).resolve())
-    reply = _compiler({"call": "build", "source": source, "cflags": list(cflags)})
+    reply = call({"call": "build", "source": source, "cflags": list(cflags)})
+    return reply["name"], base64.b64decode(reply["object"])
+
+
+def call(request: dict[str, Any]) -> dict[str, Any]:
+    """The host's reply to a build request; BuildError with its message when it failed."""
+    if _compiler is None:
+        raise RuntimeError("no BPF compiler: BPF objects are built in tests run by bpfvm")
+    reply = _compiler(request)
     if not reply["ok"]:
         raise BuildError(reply["error"])
-    return reply["name"], base64.b64decode(reply["object"])
+    return reply
 
 
 def load_object(source: Union[str, Path], cflags: Sequence[str] = (),

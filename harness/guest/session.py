@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -57,12 +58,23 @@ class GuestSession:
         self.config: Optional[pytest.Config] = None
         self.collect_errors: list[str] = []
         compiled.set_compiler(link.call)
+        self.wanted = {str(p) for f in spec.files for p in (Path(f), *Path(f).parents)}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
+        from ..annotated import GUEST_SPECS
+
+        config.stash[GUEST_SPECS] = self.spec.annotated
         for name, value in self.spec.options.items():
             setattr(config.option, name, value)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_ignore_collect(self, collection_path: Path) -> Optional[bool]:
+        """Only the files the host asked for, and the directories they are in."""
+        if not self.wanted or str(collection_path) in self.wanted:
+            return None
+        return True
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -79,3 +79,30 @@ def kmsg(text: str) -> None:
 
 def boot_id() -> str:
     return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def effective_caps() -> int:
+    """This thread's effective capability set, as a 64-bit mask."""
+    header, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+    libc_call(_libc.capget(ctypes.byref(header), data), "capget")
+    return data[0].effective | data[1].effective << 32
+
+
+def set_effective_caps(mask: int) -> None:
+    """Set this thread's effective capabilities (within its permitted set)."""
+    header, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+    libc_call(_libc.capget(ctypes.byref(header), data), "capget")
+    data[0].effective, data[1].effective = mask & 0xffffffff, mask >> 32
+    libc_call(_libc.capset(ctypes.byref(header), data), "capset")

@@ -92,6 +92,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_source(args: argparse.Namespace) -> int:
+    """Progress on stderr, the tree's path alone on stdout: "$(bpfvm kernels source 6.12)"."""
+    entry = catalog.lookup(catalog.load(), args.line, args.arch)
+    tree = ksource.cached_tree(entry, progress=lambda line: print(line, file=sys.stderr,
+                                                                  flush=True))
+    print(tree)
+    return 0
+
+
 def cmd_rootfs(args: argparse.Namespace) -> int:
     rootfs.ensure(args.arch, progress=lambda line: print(line, flush=True))
     print(rootfs.rootfs_dir(args.arch))
@@ -298,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--flavour", default="test", help="flavour from the catalog (default: test)")
     b.add_argument("--arch", default=host_arch(), choices=ARCHES)
     b.set_defaults(func=cmd_build)
+    src = ksub.add_parser("source", help="fetch and unpack a line's Debian kernel source into "
+                                         "the cache; print the tree's path")
+    src.add_argument("line", help="catalog line (5.10, 6.1, 6.12, latest)")
+    src.add_argument("--arch", default=host_arch(), choices=ARCHES,
+                     help="the catalog entry whose suite to follow (the source is the same)")
+    src.set_defaults(func=cmd_source)
     r = sub.add_parser("rootfs", help="guest root filesystems for foreign arches")
     rsub = r.add_subparsers(dest="action", required=True)
     rb = rsub.add_parser("build", help="build (or check) the cached root of an arch")

@@ -6,6 +6,8 @@ rather than naming packages themselves.
 from __future__ import annotations
 
 import os
+import platform
+import re
 import shutil
 import subprocess
 from typing import Callable, Iterable
@@ -31,7 +33,22 @@ class SetupError(RuntimeError):
 
 def wanted(build: bool = False) -> list[str]:
     groups = [RUN, BUILD] if build else [RUN]
-    return list(dict.fromkeys(pkg for group in groups for pkgs in group.values() for pkg in pkgs))
+    packages = [pkg for group in groups for pkgs in group.values() for pkg in pkgs]
+    return list(dict.fromkeys(packages + selftests_packages()))
+
+
+def selftests_packages() -> list[str]:
+    """For the kernel's annotated programs: the newest clang-N the apt sources offer
+    (recent selftests need a newer clang than Debian's default), and on x86_64
+    the 32-bit glibc stubs its headers want under -target bpf."""
+    try:
+        out = subprocess.run(["apt-cache", "pkgnames", "clang-"], capture_output=True,
+                             text=True).stdout
+    except FileNotFoundError:
+        return []
+    versions = [int(m.group(1)) for m in re.finditer(r"^clang-(\d+)$", out, re.M)]
+    packages = [f"clang-{max(versions)}"] if versions else []
+    return packages + (["libc6-dev-i386"] if platform.machine() == "x86_64" else [])
 
 
 def installed(package: str) -> bool:

@@ -105,6 +105,14 @@ class ProgInfo(Structure):
                 ("verified_insns", c_uint32), ("attach_btf_obj_id", c_uint32)]
 
 
+class BtfType(Structure):
+    """struct btf_type; a BTF_KIND_DECL_TAG's is followed by its component_idx (s32)."""
+    _fields_ = [("name_off", c_uint32), ("info", c_uint32), ("type", c_uint32)]
+
+
+BTF_KIND_FUNC, BTF_KIND_DECL_TAG = 12, 17
+
+
 def sized(struct_type, **fields):
     """An opts struct with sz set, as libbpf's LIBBPF_OPTS() makes them."""
     return struct_type(sz=ctypes.sizeof(struct_type), **fields)
@@ -126,6 +134,11 @@ _PROTOTYPES = {
     "bpf_object__close": (None, [_P]),
     "bpf_object__next_program": (_P, [_P, _P]),
     "bpf_object__next_map": (_P, [_P, _P]),
+    "bpf_object__btf": (_P, [_P]),
+    "btf__type_cnt": (c_uint32, [_P]),
+    "btf__type_by_id": (_P, [_P, c_uint32]),
+    "btf__str_by_offset": (c_char_p, [_P, c_uint32]),
+    "btf__find_by_name_kind": (c_int, [_P, c_char_p, c_uint32]),
     "bpf_program__name": (c_char_p, [_P]),
     "bpf_program__section_name": (c_char_p, [_P]),
     "bpf_program__fd": (c_int, [_P]),
@@ -150,6 +163,10 @@ _PROTOTYPES = {
     "bpf_map__value_size": (c_uint32, [_P]),
     "bpf_map__max_entries": (c_uint32, [_P]),
     "bpf_map__set_ifindex": (c_int, [_P, c_uint32]),
+    "bpf_map__set_autocreate": (c_int, [_P, c_bool]),
+    "bpf_map__map_flags": (c_uint32, [_P]),
+    "libbpf_probe_bpf_prog_type": (c_int, [c_int, c_void_p]),
+    "libbpf_probe_bpf_map_type": (c_int, [c_int, c_void_p]),
     "bpf_map__pin": (c_int, [_P, c_char_p]),
     "bpf_map__unpin": (c_int, [_P, c_char_p]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..progress import Progress
-from . import fetch
+from . import cache, fetch
 from .catalog import Entry
 
 
@@ -82,3 +82,26 @@ def tree_revision(tree: Path) -> Optional[str]:
     except FileNotFoundError:
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def sources_dir() -> Path:
+    return cache.cache_dir() / "sources"
+
+
+def cached_tree(entry: Entry, progress: Progress) -> Path:
+    """The line's current Debian kernel source, unpacked into the cache once
+    (`bpfvm kernels source LINE`); the mirror says which version is current."""
+    source = debian_source(entry, progress)
+    key = f"{source.package}_{source.debian_version}"
+    final = sources_dir() / key
+    tree = final / source.package
+    with cache.locked(f"source-{key}"):
+        cache.sweep(final.parent, key)
+        if cache.read_manifest(final) is not None and (tree / "Makefile").is_file():
+            return tree
+        with cache.new_entry(final, key) as stage:
+            unpacked = unpack_debian(entry, source, stage.root, progress)
+            if unpacked.name != source.package:
+                unpacked.rename(stage.root / source.package)
+            stage.publish({"source": source.label, "tree": source.package})
+    return tree

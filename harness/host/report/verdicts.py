@@ -115,9 +115,13 @@ class VerifierReport:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         write = terminalreporter.write_line
         if self.matrix:
+            shown, same = shown_programs(self.matrix, self.kernels)
             terminalreporter.section("verifier verdicts (program x kernel)")
-            for line in render_text(self.matrix, self.kernels):
+            for line in render_text(shown, self.kernels) if shown else []:
                 write(line)
+            if same:
+                write(f"({same} more programs with one verdict on every kernel: "
+                      f"--verifier-report writes them all)")
         for note in self.notes:
             write(f"bpfvm: {note}")
         if self.update:
@@ -129,12 +133,31 @@ class VerifierReport:
         if unused:
             write(f"bpfvm: {len(unused)} golden file(s) no test of this run used: "
                   + ", ".join(str(p) for p in unused))
-        if self.report_base and self.matrix:
+        files = self.config.pluginmanager.get_plugin("bpfvm-selftests")
+        per_file = files.lines() if files is not None else []
+        if self.report_base and (self.matrix or per_file):
             base = Path(self.report_base)
-            base.with_suffix(".md").write_text(render_markdown(self.matrix, self.kernels))
+            text = render_markdown(self.matrix, self.kernels) if self.matrix else ""
+            if per_file:
+                text += "\n## Annotated programs per file\n\n```\n" + "\n".join(per_file) + "\n```\n"
+            base.with_suffix(".md").write_text(text)
             base.with_suffix(".json").write_text(json.dumps(
-                {"kernels": self.kernels, "programs": self.matrix}, indent=1) + "\n")
+                {"kernels": self.kernels, "programs": self.matrix,
+                 **(files.as_dict() if files is not None else {})}, indent=1) + "\n")
             write(f"bpfvm: verifier matrix written to {base.with_suffix('.md')} and .json")
+
+
+TERMINAL_ROWS = 40  # above this, the terminal shows only programs whose verdict changes
+
+
+def shown_programs(matrix: dict, kernels: list[str]) -> tuple[dict, int]:
+    """The rows the terminal shows, and how many it leaves out: all when few,
+    else only those with different verdicts on different kernels."""
+    if len(matrix) <= TERMINAL_ROWS:
+        return matrix, 0
+    changing = {p: v for p, v in matrix.items()
+                if len({_cell(v.get(k)) for k in kernels}) > 1}
+    return changing, len(matrix) - len(changing)
 
 
 def _cell(verdict: Optional[dict[str, Any]]) -> str:

@@ -82,10 +82,10 @@ class Confinement:
 
 
 @functools.lru_cache(maxsize=None)
-def clang_version() -> str:
-    if tools.find(CLANG) is None:
-        raise CompileError(tools.missing(CLANG))
-    out = subprocess.run([CLANG, "--version"], capture_output=True, text=True, check=True)
+def clang_version(clang: str = CLANG) -> str:
+    if tools.find(clang) is None:
+        raise CompileError(tools.missing(clang))
+    out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
 
 
@@ -116,15 +116,15 @@ def include_dirs(source: Path, arch: str) -> list[str]:
         raise CompileError(f"no {arch} kernel headers for {source.name}: {e}") from None
 
 
-def command(source: Path, arch: str, cflags: Sequence[str]) -> list[str]:
+def command(source: Path, arch: str, cflags: Sequence[str], clang: str = CLANG) -> list[str]:
     if arch not in ARCH:
         raise CompileError(f"cannot build BPF objects for arch {arch!r}; known: {sorted(ARCH)}")
     includes = [f"-I{d}" for d in include_dirs(source, arch)]
-    return [CLANG, *BASE_FLAGS, f"-D__TARGET_ARCH_{ARCH[arch].bpf_target}", *includes,
+    return [clang, *BASE_FLAGS, f"-D__TARGET_ARCH_{ARCH[arch].bpf_target}", *includes,
             *cflags, "-c", str(source)]
 
 
-def clang(cmd: list[str], timeout: Optional[float]) -> subprocess.CompletedProcess:
+def run_clang(cmd: list[str], timeout: Optional[float]) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -134,7 +134,7 @@ def clang(cmd: list[str], timeout: Optional[float]) -> subprocess.CompletedProce
 
 def dependencies(cmd: list[str], timeout: Optional[float] = None) -> list[str]:
     """Every file the preprocessor reads for cmd, from clang -M."""
-    out = clang(cmd + ["-M"], timeout)
+    out = run_clang(cmd + ["-M"], timeout)
     if out.returncode != 0:
         raise CompileError(f"clang failed on {cmd[-1]}:\n{out.stderr.strip()}")
     text = out.stdout.replace("\\\n", " ")
@@ -143,7 +143,7 @@ def dependencies(cmd: list[str], timeout: Optional[float] = None) -> list[str]:
 
 def cache_key(cmd: list[str], deps: Iterable[str]) -> str:
     h = hashlib.sha256()
-    h.update(clang_version().encode() + b"\0" + "\0".join(cmd).encode())
+    h.update(clang_version(cmd[0]).encode() + b"\0" + "\0".join(cmd).encode())
     for dep in sorted(set(deps)):
         h.update(b"\0" + dep.encode() + b"\0" + Path(dep).read_bytes())
     return h.hexdigest()
@@ -154,11 +154,11 @@ def objects_dir() -> Path:
 
 
 def build(source: Path, arch: str, cflags: Sequence[str] = (),
-          timeout: Optional[float] = None) -> Path:
+          timeout: Optional[float] = None, clang: str = CLANG) -> Path:
     """The compiled object for source (built now, or from the cache); clang
     is killed after timeout seconds."""
-    clang_version()
-    cmd = command(source, arch, cflags)
+    clang_version(clang)
+    cmd = command(source, arch, cflags, clang)
     end = time.monotonic() + timeout if timeout is not None else None
     key = cache_key(cmd, dependencies(cmd, timeout))
     out = objects_dir() / f"{source.stem}-{arch}-{key[:20]}.o"
@@ -169,7 +169,7 @@ def build(source: Path, arch: str, cflags: Sequence[str] = (),
     os.close(fd)
     try:
         left = max(1.0, end - time.monotonic()) if end is not None else None
-        result = clang(cmd + ["-o", tmp], left)
+        result = run_clang(cmd + ["-o", tmp], left)
         if result.returncode != 0:
             raise CompileError(f"clang failed on {source}:\n{result.stderr.strip()}\n"
                              f"command: {shlex.join(cmd)}")

@@ -1,9 +1,12 @@
 """The host side of a bpfvm pytest run: targets, VMs, and running items in them."""
 from __future__ import annotations
 
+import base64
+import contextlib
+
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 
@@ -52,7 +55,7 @@ class HostRun:
         self.decided = False
         from ...guest import compiled  # tests run on this host (--kernel host) build here
 
-        compiled.set_compiler(lambda request: self.serve(host_arch(), request,
+        compiled.set_compiler(lambda request: self.serve("host", host_arch(), request,
                                                          self.config.rootpath))
 
     # -- setup -----------------------------------------------------------
@@ -77,18 +80,13 @@ class HostRun:
         if self.prepared:
             return
         self.prepared = True
-        try:
+        with self._usage_errors():
             for tool in self.tools_needed():
                 tools.require(tool)
             for target in self.targets.values():
                 resolve.materialize(target, self.entries, self._progress)
             for arch in sorted({t.arch for t in self.targets.values() if t.foreign}):
                 self.roots[arch] = str(rootfs.ensure(arch, self._progress))
-        except (CatalogError, FetchError, MirrorError, KernelBuildError, SourceError,
-                RootfsError, tools.ToolMissing) as e:
-            raise pytest.UsageError(str(e)) from None
-        except OSError as e:
-            raise pytest.UsageError(cache.os_error_line(e)) from None
         if any(t.kind == "host" for t in self.targets.values()):
             from ...guest import system  # --kernel host: this machine is the guest
 
@@ -96,6 +94,23 @@ class HostRun:
         if not hasattr(self.config, "workerinput"):
             bpfobjects.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
         self.decide_accel()
+
+    def materialize(self, target: Target) -> None:
+        """Fetch (or build) one target's kernel now: annotated C files are built
+        against its BTF while they are collected."""
+        with self._usage_errors():
+            resolve.materialize(target, self.entries, self._progress)
+
+    @contextlib.contextmanager
+    def _usage_errors(self) -> Iterator[None]:
+        """What fetching and building raise, as the one-line usage error pytest prints."""
+        try:
+            yield
+        except (CatalogError, FetchError, MirrorError, KernelBuildError, SourceError,
+                RootfsError, tools.ToolMissing) as e:
+            raise pytest.UsageError(str(e)) from None
+        except OSError as e:
+            raise pytest.UsageError(cache.os_error_line(e)) from None
 
     def tools_needed(self) -> list[str]:
         """What booting this run's guests takes; clang and bpftool are checked
@@ -108,15 +123,29 @@ class HostRun:
         return list(dict.fromkeys([*self.config.getini("bpfvm_bpf_dirs"),
                                    self.config.rootpath / "bpf"]))
 
-    def serve(self, arch: str, request: dict[str, Any], test_dir: Path,
+    def serve(self, kernel: str, arch: str, request: dict[str, Any], test_dir: Path,
               timeout: Optional[float] = None) -> dict[str, Any]:
-        """Answer a call a guest test makes (a BPF object build of a source in
-        the bpf dirs or under test_dir, within timeout seconds)."""
+        """Answer a call a guest test makes: a BPF object build of a source in
+        the bpf dirs or under test_dir, within timeout seconds, or the object
+        of an annotated file this run built for the guest's kernel."""
+        if request.get("call") == "annotated":
+            return self.annotated_object(kernel, request)
         if request.get("call") != "build":
             return {"ok": False, "error": f"unknown guest call {request.get('call')!r:.80}"}
         dirs = self.bpf_dirs()
         confine = bpfobjects.Confinement(self.config.rootpath, [*dirs, test_dir])
         return bpfobjects.serve(request, dirs, arch, confine, timeout)
+
+    def annotated_object(self, kernel: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The object of an annotated file, when this process built it for kernel
+        (the guest names the file; nothing else is read)."""
+        from ...annotated import BUILT
+
+        built = self.config.stash.get(BUILT, {}).get((request.get("source"), kernel))
+        if built is None or built.object is None:
+            return {"ok": False, "error": f"{request.get('source')!r:.200} is no annotated "
+                                          f"file this run built for kernel {kernel}"}
+        return {"ok": True, "object": base64.b64encode(built.object.read_bytes()).decode()}
 
     def decide_accel(self) -> None:
         """KVM or TCG; an xdist worker finds the controller's probe remembered in the cache."""
@@ -180,7 +209,8 @@ class HostRun:
             self.seq += 1
             reports, error, later = dispatch.run(
                 vm, item, nextid, self.seq, launch.test_timeout(self.config),
-                lambda request, left: self.serve(target.arch, request, item.path.parent, left))
+                lambda request, left: self.serve(target.id, target.arch, request,
+                                                 item.path.parent, left))
             problems += later
             if problems or vm.watch.splats:
                 vm.taint = vm.taint or "the kernel reported a problem on its console"
