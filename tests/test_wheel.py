@@ -27,7 +27,7 @@ INERT_CALLS = {"<module>", "pytest_addoption", "pytest_configure", "pytest_gener
                "pytest_runtest_setup", "pytest_runtest_makereport", "pytest_runtest_protocol",
                "pytest_sessionfinish", "pytest_unconfigure", "pytest_xdist_make_scheduler",
                "_configures_bpfvm", "pytest_xdist_node_collection_finished", "_in_guest",
-               "_may_have_vm_tests", "pytest_testnodedown",
+               "_may_have_vm_tests", "pytest_testnodedown", "pytest_collect_file",
                "guest_target", "<genexpr>", "<listcomp>"}
 
 # A plugin of the test's own (given with -p, so xdist workers load it too):
