@@ -79,8 +79,8 @@ offload_suite() {
 kernel_selftests() {
   local progs
   progs="$(bpfvm kernels source 6.12)/tools/testing/selftests/bpf/progs" || return
-  pytest "$progs"/verifier_{bounds,helper_value_access,ref_tracking}.c --kernel 6.12 \
-    -p no:cacheprovider -q -rfs "$@"
+  local files=(bounds.c helper_value_access.c ref_tracking.c sock.c sock_addr.c xdp_direct_packet_access.c)
+  pytest "${files[@]/#/$progs/verifier_}" --kernel 6.12 -p no:cacheprovider -q -rfs "$@"
 }
 
 # arm64 guests run on their own Debian root (built once, cached) under TCG here.

@@ -138,9 +138,8 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
         config.pluginmanager.register(SkipGuard(run.expected_skips), "bpfvm-skip-guard")
     if not hasattr(config, "workerinput"):  # the xdist controller, or a plain run
         from .host.report.compat import CompatReport
-        from .host.report.verdicts import VerifierReport
-
         from .host.report.selftests import SelftestsSummary
+        from .host.report.verdicts import VerifierReport
 
         config.pluginmanager.register(VerifierReport(config), "bpfvm-verifier")
         config.pluginmanager.register(SelftestsSummary(config), "bpfvm-selftests")

@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 import pytest
 
 VM_KERNEL = os.environ.get("BPFVM_TEST_KERNEL", "6.12")
+# Wrong on purpose, half of it: test_vm_annotated runs it in a project of its own.
+collect_ignore = ["annotated"]
 
 
 def qemu_pids(tag: Optional[str] = None) -> set[int]:

@@ -8,11 +8,12 @@ import pytest
 pytestmark = pytest.mark.slow
 KERNELS = ("6.1", "6.12")
 SOURCE = Path(__file__).parent / "annotated" / "bpfvm_annotations.c"
+MISSING = Path(__file__).parent / "annotated" / "bpfvm_missing_kfunc.c"
 
 PASS = ["retval_holds", "failure_holds", "msg_regex_holds", "log_level_holds", "not_msg_holds",
         "unpriv_holds", "unpriv_holds@unpriv", "unpriv_wrong", "retval_unpriv_holds",
         "retval_unpriv_holds@unpriv", "flag_holds", "xlated_holds", "arch_x86_64_only",
-        "jited_only"]
+        "jited_only", "newer_section_holds", "syscall_retval_holds"]
 FAIL = {
     "retval_wrong": "test run on kernel {k} returned 3, expected 4",
     "success_wrong": "expected it to load on kernel {k}, but it was rejected: R0 !read_ok",
@@ -28,6 +29,7 @@ FAIL = {
 }
 SKIP = {"arch_arm64_only": "annotated for ARM64 only (__arch_*)",
         "jited_text": "__jited needs a disassembler of JITed code"}
+MISSING_SKIP = {"kfunc_missing": "the kernel has no kfunc bpfvm_no_such_kfunc"}
 
 
 @pytest.mark.skipif(shutil.which("clang-19") is None and shutil.which("clang") is None,
@@ -37,27 +39,29 @@ def test_every_annotation_holds_and_fails_where_it_should_on_two_kernels(vm_runn
     own = vm_runner.base / "own"
     own.mkdir()
     shutil.copy(SOURCE, own)
+    shutil.copy(MISSING, own)
     (own / "plain.c").write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
                                  'SEC("socket") int plain(void *ctx) { return 0; }\n')
     stray = vm_runner.base / "stray"
     stray.mkdir()
     shutil.copy(SOURCE, stray)
-    run = vm_runner.run("own/bpfvm_annotations.c", "own/plain.c", "-v",
-                        kernel=",".join(KERNELS))
+    run = vm_runner.run("own/bpfvm_annotations.c", "own/bpfvm_missing_kfunc.c", "own/plain.c",
+                        "-v", kernel=",".join(KERNELS))
     names = {name.split("[")[0] for name in run.outcomes}
-    assert names == {*PASS, *FAIL, *SKIP}, run.output  # no auxiliary, plain or stray items
+    assert names == {*PASS, *FAIL, *SKIP, *MISSING_SKIP}, run.output  # no auxiliary, plain, stray
     for k in KERNELS:
         for name in PASS:
             assert run.outcome(f"{name}[{k}]") == "passed", (name, k, run.message(f"{name}[{k}]"))
         for name, needle in FAIL.items():
             assert run.outcome(f"{name}[{k}]") == "failed", (name, k)
             assert needle.format(k=k) in run.message(f"{name}[{k}]"), (name, k)
-        for name, reason in SKIP.items():
+        for name, reason in {**SKIP, **MISSING_SKIP}.items():
             assert run.outcome(f"{name}[{k}]") == "skipped", (name, k)
             assert f"kernel {k}: {reason}" in run.message(f"{name}[{k}]")
     failed = next(run.message(f"retval_wrong[{k}]") for k in KERNELS)
     assert "--- verifier log ---" in failed
-    counts = (f"bpfvm_annotations.c: {len(names) * 2} items, {len(PASS) * 2} passed, "
+    items = len(PASS) + len(FAIL) + len(SKIP)
+    counts = (f"bpfvm_annotations.c: {items * 2} items, {len(PASS) * 2} passed, "
               f"{len(FAIL) * 2} failed, {len(SKIP) * 2} skipped")
     assert counts in run.output, run.output
     assert run.returncode == 1

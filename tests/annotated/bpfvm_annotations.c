@@ -92,6 +92,13 @@ __naked void jited_only(void) { asm volatile ("r0 = 0; exit;"); }
 SEC("socket") __success __arch_x86_64 __jited("movl $0x0, %eax")
 __naked void jited_text(void) { asm volatile ("r0 = 0; exit;"); }
 
+/* Sections newer than Debian 12's libbpf (1.1) and a syscall program's test run. */
+SEC("tcx/ingress") __success __retval(2)
+__naked void newer_section_holds(void) { asm volatile ("r0 = 2; exit;"); }
+
+SEC("syscall") __success __retval(7)
+__naked void syscall_retval_holds(void) { asm volatile ("r0 = 7; exit;"); }
+
 /* Loaded beside every privileged test of the file, never a test itself. */
 SEC("socket") __auxiliary
 __naked void helper_program(void) { asm volatile ("r0 = 0; exit;"); }

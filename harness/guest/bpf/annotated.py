@@ -32,6 +32,7 @@ from .. import system
 from . import insns as asm
 from .libbpf import lib
 from .objects import PROG_TYPES, BpfObject, LoadError
+from .sections import register_newer
 
 LOG_SIZE = 1 << 21  # test_loader's TEST_LOADER_LOG_BUF_SZ
 CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
@@ -47,6 +48,7 @@ BPF_PROG_TYPE_SYSCALL = 31
 PROBED_FLAGS = ("BPF_F_STRICT_ALIGNMENT", "BPF_F_ANY_ALIGNMENT", "BPF_F_TEST_RND_HI32",
                 "BPF_F_TEST_STATE_FREQ", "BPF_F_TEST_REG_INVARIANTS")
 _XLATED_LINE = re.compile(r"^\s*(\d+): \([0-9a-f]{2}\) (.*)$")
+_CALL_ID = re.compile(r"^(call \S+)#\d+$")  # test_loader prints "call foo#10" as "call foo"
 
 
 @dataclasses.dataclass
@@ -74,6 +76,7 @@ def check(spec: Spec, mode_name: str, data: bytes, name: str, specs: list[Spec],
     skip = not_here(spec, arch_name, kernel) or (unpriv and unpriv_unavailable(kernel))
     if skip:
         return Outcome(False, 0, "", [], skip=skip)
+    register_newer()
     autoload = {s.program: s.program == spec.program or (s.auxiliary and mode_name in s.modes)
                 for s in specs}
     obj = BpfObject(data, name, log_size=4096, autoload=autoload or None)
@@ -97,7 +100,8 @@ def check(spec: Spec, mode_name: str, data: bytes, name: str, specs: list[Spec],
         outcome = Outcome(accepted, err, log_buf.value.decode(errors="replace"), messages)
         outcome.failure = _compare(spec, mode_name, outcome, prog, kernel)
         if outcome.failure and not accepted:
-            outcome.skip = missing_feature(messages, prog, obj, spec.flags_set, kernel)
+            outcome.skip = missing_feature(messages + [outcome.log], prog, obj,
+                                           spec.flags_set, kernel)
         return outcome
     finally:
         obj.close()
@@ -208,9 +212,10 @@ def flag_supported(flag: int) -> bool:
 
 
 def test_run(prog) -> int:
-    """The program's return value on TEST_DATA_LEN bytes of zeroes (signed, as test_loader)."""
+    """The program's return value on TEST_DATA_LEN bytes of zeroes (signed, as test_loader);
+    a syscall program runs with empty options, as test_loader runs it."""
     if lib.bpf_program__type(prog.handle) == BPF_PROG_TYPE_SYSCALL:
-        run = prog.test_run(b"", data_out_size=0)
+        run = prog.test_run(b"", data_out_size=0, repeat=0)  # the kernel takes no options
     else:
         run = prog.test_run(bytes(TEST_DATA_LEN), data_out_size=TEST_DATA_LEN << 2)
     return ctypes.c_int32(run.retval).value
@@ -223,7 +228,11 @@ def xlated_text(prog_id: int) -> str:
     if out.returncode != 0:
         raise RuntimeError(f"bpftool prog dump xlated failed: {out.stderr.strip()}")
     lines = [_XLATED_LINE.match(line) for line in out.stdout.splitlines()]
-    return "".join(f"{m.group(1)}: {m.group(2)}\n" for m in lines if m)
+    return "".join(f"{m.group(1)}: {_CALL_ID.sub(_call_name, m.group(2))}\n" for m in lines if m)
+
+
+def _call_name(m: re.Match) -> str:
+    return m.group(1)
 
 
 # -- what the kernel lacks ------------------------------------------------------------
@@ -239,6 +248,11 @@ _MISSING = (
      "the kernel's BTF has no {0}"),
     (re.compile(r"relo #\d+: target candidate search failed for \[\d+\] (\w+ \w+)"),
      "the kernel's BTF has no {0}"),
+    (re.compile(r"^(\w+)\(\) is not modifiable$", re.M),
+     "{0}() is not modifiable: fmod_ret needs it on the error-injection list, "
+     "which needs CONFIG_FUNCTION_ERROR_INJECTION"),
+    (re.compile(r"missing BPF prog type, check ELF section name '([^']+)'"),
+     "the guest's libbpf does not know section '{0}'"),
 )
 _CORE_RELO = re.compile(r"relo #\d+: <[\w ]+> \[\d+\] (\w+ \w+)")
 
@@ -255,11 +269,11 @@ def missing_feature(messages: list[str], prog, obj: BpfObject, flags: int, kerne
         what = m.group(1) if m else "a type a CO-RE relocation needs"
         return f"kernel {kernel}: the kernel's BTF has no {what}"
     kind = lib.bpf_program__type(prog.handle)
-    if lib.libbpf_probe_bpf_prog_type(kind, None) == 0:
+    if lib.libbpf_probe_bpf_prog_type(kind, None) <= 0:  # < 0: too new for this libbpf
         return f"kernel {kernel}: no program type {PROG_TYPES.get(kind, kind)}"
     for handle in obj._map_handles:
         map_kind = lib.bpf_map__type(handle)
-        if lib.libbpf_probe_bpf_map_type(map_kind, None) == 0:
+        if lib.libbpf_probe_bpf_map_type(map_kind, None) <= 0:
             return f"kernel {kernel}: no map type {map_kind}"
     unknown = [name for name in PROBED_FLAGS
                if flags & PROG_FLAGS[name] and not flag_supported(PROG_FLAGS[name])]

@@ -167,6 +167,7 @@ _PROTOTYPES = {
     "bpf_map__map_flags": (c_uint32, [_P]),
     "libbpf_probe_bpf_prog_type": (c_int, [c_int, c_void_p]),
     "libbpf_probe_bpf_map_type": (c_int, [c_int, c_void_p]),
+    "libbpf_register_prog_handler": (c_int, [c_char_p, c_int, c_int, c_void_p]),
     "bpf_map__pin": (c_int, [_P, c_char_p]),
     "bpf_map__unpin": (c_int, [_P, c_char_p]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),

@@ -75,11 +75,16 @@ def entry_point_plugins(config: pytest.Config) -> list[str]:
 
 def foreign_root(config: pytest.Config, target: Target, root: str) -> ForeignRoot:
     """The arch's cached root, with the project, bpfvm (which may be installed
-    outside the project) and the kernel's files shared."""
+    outside the project), the kernel's files and the directories of the
+    annotated C files built for it (a kernel tree in the cache) shared."""
     assert target.vmlinuz is not None
     image = Path(target.vmlinuz)
     entry = image.parents[1] if image.parent.name == "boot" else image.parent
-    shares = {str(config.rootpath), str(PACKAGE_DIR), str(entry)}
+    from ...annotated import BUILT
+
+    annotated = {str(Path(f).parent) for f, kernel in config.stash.get(BUILT, {})
+                 if kernel == target.id}
+    shares = {str(config.rootpath), str(PACKAGE_DIR), str(entry), *annotated}
     modules = entry / "lib/modules" / target.release
     return ForeignRoot(root, sorted(shares), str(modules) if modules.is_dir() else None,
                        str(PACKAGE_DIR))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -141,9 +140,11 @@ class HostRun:
         (the guest names the file; nothing else is read)."""
         from ...annotated import BUILT
 
-        built = self.config.stash.get(BUILT, {}).get((request.get("source"), kernel))
+        source = request.get("source")
+        built = self.config.stash.get(BUILT, {}).get((source, kernel)) if isinstance(
+            source, str) else None
         if built is None or built.object is None:
-            return {"ok": False, "error": f"{request.get('source')!r:.200} is no annotated "
+            return {"ok": False, "error": f"{source!r:.200} is no annotated "
                                           f"file this run built for kernel {kernel}"}
         return {"ok": True, "object": base64.b64encode(built.object.read_bytes()).decode()}
 
