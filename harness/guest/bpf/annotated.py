@@ -49,6 +49,7 @@ PROBED_FLAGS = ("BPF_F_STRICT_ALIGNMENT", "BPF_F_ANY_ALIGNMENT", "BPF_F_TEST_RND
                 "BPF_F_TEST_STATE_FREQ", "BPF_F_TEST_REG_INVARIANTS")
 _XLATED_LINE = re.compile(r"^\s*(\d+): \([0-9a-f]{2}\) (.*)$")
 _CALL_ID = re.compile(r"^(call \S+)#\d+$")  # test_loader prints "call foo#10" as "call foo"
+_CALL_NAME = r"\1"
 
 
 @dataclasses.dataclass
@@ -228,11 +229,7 @@ def xlated_text(prog_id: int) -> str:
     if out.returncode != 0:
         raise RuntimeError(f"bpftool prog dump xlated failed: {out.stderr.strip()}")
     lines = [_XLATED_LINE.match(line) for line in out.stdout.splitlines()]
-    return "".join(f"{m.group(1)}: {_CALL_ID.sub(_call_name, m.group(2))}\n" for m in lines if m)
-
-
-def _call_name(m: re.Match) -> str:
-    return m.group(1)
+    return "".join(f"{m.group(1)}: {_CALL_ID.sub(_CALL_NAME, m.group(2))}\n" for m in lines if m)
 
 
 # -- what the kernel lacks ------------------------------------------------------------

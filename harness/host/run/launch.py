@@ -77,11 +77,11 @@ def foreign_root(config: pytest.Config, target: Target, root: str) -> ForeignRoo
     """The arch's cached root, with the project, bpfvm (which may be installed
     outside the project), the kernel's files and the directories of the
     annotated C files built for it (a kernel tree in the cache) shared."""
+    from ...annotated import BUILT
+
     assert target.vmlinuz is not None
     image = Path(target.vmlinuz)
     entry = image.parents[1] if image.parent.name == "boot" else image.parent
-    from ...annotated import BUILT
-
     annotated = {str(Path(f).parent) for f, kernel in config.stash.get(BUILT, {})
                  if kernel == target.id}
     shares = {str(config.rootpath), str(PACKAGE_DIR), str(entry), *annotated}

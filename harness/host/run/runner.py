@@ -141,8 +141,9 @@ class HostRun:
         from ...annotated import BUILT
 
         source = request.get("source")
-        built = self.config.stash.get(BUILT, {}).get((source, kernel)) if isinstance(
-            source, str) else None
+        built = None
+        if isinstance(source, str):
+            built = self.config.stash.get(BUILT, {}).get((source, kernel))
         if built is None or built.object is None:
             return {"ok": False, "error": f"{source!r:.200} is no annotated "
                                           f"file this run built for kernel {kernel}"}
