@@ -97,7 +97,7 @@ case "${1:-}" in
   test)
     shift
     rc=0
-    stage "bpfvm's own tests" pytest tests -v "$@" || rc=$?
+    stage "bpfvm's own tests" pytest tests -n 2 -v "$@" || rc=$?
     stage "suites on 5.10, 6.1, 6.12, latest" \
       pytest suites --kernel 5.10,6.1,6.12,latest -n 2 -v "$@" || rc=$?
     stage "6.12-test: build (when not cached), offload and override" offload_suite "$@" || rc=$?

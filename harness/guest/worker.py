@@ -23,11 +23,20 @@ from pathlib import Path
 
 from .. import protocol
 from ..protocol import Ev, Op
-from . import leftovers, system
+from . import fresh, leftovers, system
 
 # A session child's exit status: what its host asked for last, or that it
 # failed and has told the host why.
 POWER_OFF, KEEP, FAILED = 100, 101, 102
+
+# What every session imports beyond pytest's plugins (found by listing a session
+# child's sys.modules against its parent's): pytest's capture plugin imports
+# readline and its debugging plugin pdb at each start, the plugin its plain-data
+# modules while it configures. Imported in the parent, a kept VM's session
+# skips them; a cold run imports them once either way.
+SESSION_MODULES = ("readline", "pdb", "faulthandler", "gzip", "_pytest._argcomplete",
+                   "bpfvm.items", "bpfvm.annotated", "bpfvm.kconfig", "bpfvm.target",
+                   "bpfvm.requirements", "bpfvm.properties", "bpfvm.vlog")
 
 
 def find_port(name: str, timeout: float = 30.0) -> str:
@@ -55,7 +64,8 @@ def preload(modules: list[str]) -> None:
     pytest's built-in plugins are among them: a session imports them while
     it configures, and imported here they cost a kept VM's sessions nothing.
     """
-    for name in ["pytest", "bpfvm.plugin", "bpfvm.guest.session", *builtin_plugins(), *modules]:
+    for name in ["pytest", "bpfvm.plugin", "bpfvm.guest.session", *builtin_plugins(),
+                 *SESSION_MODULES, *modules]:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the session imports it again and reports
@@ -116,7 +126,6 @@ def run_session(link, spec: protocol.GuestSpec) -> object:
 
 
 def _child(link, spec: protocol.GuestSpec) -> int:
-    from . import fresh
     from .session import GuestSession
 
     try:
