@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # it imports nothing else of bpfvm, and until a VM test is collected its
 # hooks return at once (tests/test_wheel.py checks both).
 RUN_KEY = pytest.StashKey["HostRun"]()
+EARLY_RUN = pytest.StashKey["HostRun"]()  # made before collection, to boot early
 GUEST_ENV = "BPFVM_GUEST"
 KERNEL_PARAM = "bpfvm_target"  # the parameter VM tests are parametrized over
 
@@ -123,6 +124,8 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
     if existing is not None:
         return existing
     if run is None:
+        run = config.stash.get(EARLY_RUN, None)
+    if run is None:
         from .host.run.runner import HostRun
 
         run = HostRun(config)
@@ -145,6 +148,30 @@ def _start_host_run(config: pytest.Config, run: Optional["HostRun"] = None) -> "
         config.pluginmanager.register(SelftestsSummary(config), "bpfvm-selftests")
         config.pluginmanager.register(CompatReport(config), "bpfvm-compat")
     return run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """In a run that asks for bpfvm (--kernel, or ini bpfvm_suites), start booting
+    the first kernel while the host collects (HostRun.launch_early says when).
+    Not under xdist: which kernel a worker gets first is decided later."""
+    config = session.config
+    if (_in_guest() or hasattr(config, "workerinput") or config.getoption("collectonly")
+            or getattr(config.option, "dist", "no") != "no" or not _configures_bpfvm(config)):
+        return
+    from .host.run.runner import HostRun
+
+    try:
+        run = HostRun(config)
+        run.parse_targets()
+    except pytest.UsageError:
+        return  # said once collection has found VM tests
+    config.stash[EARLY_RUN] = run
+    atexit.register(run.kill_all)
+    from .host import interrupt
+
+    interrupt.sigterm_interrupts()
+    run.launch_early()
 
 
 def guest_target() -> Optional["Target"]:
@@ -350,6 +377,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(NETDEVSIM_MARK)
     run = _host_run(config)
     if run is None:
+        if EARLY_RUN in config.stash:  # booting for VM tests the run does not have
+            config.stash[EARLY_RUN].kill_all()
         return
     from .host.run.schedule import group_by_kernel
 
@@ -450,6 +479,8 @@ def pytest_testnodedown(node, error) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = _host_run(config)
     if run is None:
+        if EARLY_RUN in config.stash:  # the run ended before collection was done
+            config.stash[EARLY_RUN].kill_all()
         return
     run.kill_all()
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -69,3 +69,18 @@ def test_a_probe_that_timed_out_is_not_remembered(tmp_path):
     assert not works and "not remembered" in detail and not state.exists()
     assert accel.remembered(state, boot_says(True, calls), str(device)) == (True, "detail")
     assert len(calls) == 2
+
+
+def test_settled_tells_the_choice_only_when_no_probe_is_due(tmp_path):
+    device = tmp_path / "kvm"
+    state = tmp_path / "cache" / "kvm-probe.json"
+    assert accel.settled("auto", str(device), state) == "tcg"  # no device: no probe
+    assert accel.settled("kvm", str(device), state) is None  # decide() refuses it
+    device.write_text("")
+    assert accel.settled("tcg", str(device), state) == "tcg"
+    assert accel.settled("kvm", str(device), state) == "kvm"
+    assert accel.settled("auto", str(device), state) is None  # a probe is due
+    accel.remembered(state, boot_says(True, []), str(device))
+    assert accel.settled("auto", str(device), state) == "kvm"
+    state.write_text('{"key": "another boot", "works": true, "detail": ""}')
+    assert accel.settled("auto", str(device), state) is None

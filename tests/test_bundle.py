@@ -112,3 +112,28 @@ def test_the_guest_gets_neither_the_project_nor_the_host_side(tmp_path):
                fake_module("xdistant", site / "xdistant.py")]
     kept = bundle.for_guest(modules, project)
     assert [m.__name__ for m in kept] == ["bpfvm.net", "xdistant"]
+
+
+def test_a_projects_guest_imports_are_recalled_by_its_next_run(root, tmp_path):
+    project, other = tmp_path / "project", tmp_path / "other"
+    assert bundle.recall(project) == []
+    (root / "pkg").mkdir()
+    for rel in ("m.py", "pkg/n.py", "gone.py"):
+        (root / rel).write_text("")
+    modules = [("gone", str(root / "gone.py")), ("m", str(root / "m.py")),
+               ("pkg.n", str(root / "pkg/n.py"))]
+    bundle.remember(project, modules)
+    (root / "gone.py").unlink()
+    assert bundle.recall(project) == modules[1:] and bundle.recall(other) == []
+    bundle._record(project).write_text(f'[["m", 1], ["ok", "{root}/m.py"], "junk", ["a", "b", "c"]]')
+    assert bundle.recall(project) == [("ok", str(root / "m.py"))]
+    bundle._record(project).write_text("{not json")
+    assert bundle.recall(project) == []
+
+
+def test_the_prelude_bundles_what_was_recorded(root):
+    (root / "m.py").write_text("x = 1\n")
+    prelude = bundle.prelude([("m", str(root / "m.py")), ("gone", str(root / "gone.py"))])
+    tar = next(word for word in prelude.split() if word.endswith(".tar"))
+    with tarfile.open(tar) as t:
+        assert t.getnames() == ["0/m.py", f"0/__pycache__/m.{sys.implementation.cache_tag}.pyc"]

@@ -28,6 +28,7 @@ INERT_CALLS = {"<module>", "pytest_addoption", "pytest_configure", "pytest_gener
                "pytest_sessionfinish", "pytest_unconfigure", "pytest_xdist_make_scheduler",
                "_configures_bpfvm", "pytest_xdist_node_collection_finished", "_in_guest",
                "_may_have_vm_tests", "pytest_testnodedown", "pytest_collect_file",
+               "pytest_collection",
                "guest_target", "<genexpr>", "<listcomp>"}
 
 # A plugin of the test's own (given with -p, so xdist workers load it too):

@@ -170,6 +170,13 @@ def upstream_version(debian_version: str) -> str:
     return re.split(r"[-~+]", debian_version, maxsplit=1)[0]
 
 
+def cached(entry: Entry) -> Optional[Path]:
+    """The entry's directory when the cache holds it intact (no mirror asked)."""
+    final = cache.kernels_dir() / entry.key
+    with cache.locked(entry.key):
+        return final if final.exists() and cache.verify(final) is None else None
+
+
 def fetch(entry: Entry, progress: Progress = print, refresh: bool = True,
           show_apt: bool = False) -> Path:
     """Make the cache hold the newest kernel of entry's suite; return its directory.

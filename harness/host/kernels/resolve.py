@@ -67,24 +67,29 @@ def _parse(spec: str, arch: str, entries: list[catalog.Entry],
 
 
 def materialize(target: Target, entries: list[catalog.Entry],
-                progress: Callable[[str], None]) -> None:
+                progress: Callable[[str], None], fetch_missing: bool = True) -> bool:
     """Fill in a catalog or built target from the cache, fetching or building it first
-    if it is not there."""
+    if it is not there (with fetch_missing); whether the target is ready."""
     if target.kind not in ("catalog", "built") or target.vmlinuz:
-        return
+        return True
     if target.kind == "built":
         line, flavour = catalog.split_built(target.name, catalog.load_flavours())
         entry = catalog.lookup(entries, line, target.arch)
-        entry_dir = buildcache.build(entry, flavour, progress=progress, refresh=False)
+        entry_dir = buildcache.cached(line, flavour, target.arch) if not fetch_missing \
+            else buildcache.build(entry, flavour, progress=progress, refresh=False)
     else:
         entry = catalog.lookup(entries, target.name, target.arch)
-        entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
+        entry_dir = fetch.cached(entry) if not fetch_missing \
+            else fetch.fetch(entry, progress=progress, refresh=False)
+    if entry_dir is None:
+        return False
     manifest = cache.read_manifest(entry_dir)
     assert manifest is not None
     target.release = manifest["release"]
     target.version = manifest["version"]
     target.vmlinuz = str(entry_dir / manifest["vmlinuz"])
     target.config = str(entry_dir / manifest["config"])
+    return True
 
 
 def from_path(path: Path, arch: str) -> Target:

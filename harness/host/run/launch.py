@@ -9,9 +9,8 @@ seconds under TCG), the ini file, the option values it may have
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import pytest
 
@@ -130,9 +129,10 @@ def keep_idle(config: pytest.Config) -> Optional[float]:
 PRELOAD = ("scapy.all", "pyroute2", "bpfvm.bpf", "bpfvm.net", "bpfvm.offload", "bpfvm.verifier")
 
 
-def boot_spec() -> BootSpec:
+def boot_spec(imported: Iterable[str]) -> BootSpec:
     """What the guest's parent imports before sessions: the heavy modules this run's tests did."""
-    return BootSpec(preload=[name for name in PRELOAD if name in sys.modules])
+    names = set(imported)
+    return BootSpec(preload=[name for name in PRELOAD if name in names])
 
 
 def memory(config: pytest.Config) -> str:

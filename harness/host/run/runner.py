@@ -52,6 +52,9 @@ class HostRun:
         self.roots: dict[str, str] = {}  # arch -> guest root, for foreign arches
         self.prepared = False
         self.decided = False
+        self.early: dict[str, Vm] = {}  # booting since before collection, by target id
+        self.imports: Optional[bundle.Imports] = None  # what every guest of the run imports
+        self._prelude: Optional[str] = None
         from ...guest import compiled  # tests run on this host (--kernel host) build here
 
         compiled.set_compiler(lambda request: self.serve("host", host_arch(), request,
@@ -93,6 +96,51 @@ class HostRun:
         if not hasattr(self.config, "workerinput"):
             bpfobjects.prebuild(self.bpf_dirs(), {t.arch for t in self.targets.values()})
         self.decide_accel()
+
+    def launch_early(self) -> None:
+        """Start booting the first kernel's VM now, before collection, so that
+        the boot overlaps the host's collection and BPF builds.
+
+        Only when that costs nothing a run without VM tests would not pay: the
+        kernel is cached, the tools are there, no KVM probe is due, and the
+        project has run before (its guests' imports were recorded: a bundle
+        made before collection would lack what the tests import, and the
+        guest would read those over 9p). Anything missing leaves the boot to
+        the first VM test, which reports it.
+        """
+        recorded = bundle.recall(self.config.rootpath)
+        target = next(iter(self.targets.values()), None)
+        if not recorded or target is None or not target.in_vm or target.foreign:
+            return
+        accel_now = accel.settled(self.config.getoption("accel"))
+        if accel_now is None or not all(tools.find(t) for t in self.tools_needed()):
+            return
+        try:
+            if not resolve.materialize(target, self.entries, self._progress, fetch_missing=False):
+                return
+        except (CatalogError, OSError):
+            return
+        self.accel = accel_now
+        self.imports = recorded
+        vm = self.new_vm(target)
+        if self.keep_idle is not None and kept.unclaimed(vm.reuse_key()):
+            return  # the first VM test attaches to it (or says it is gone)
+        try:
+            vm.launch()
+        except VmError:
+            return
+        self.early[target.id] = vm
+
+    def note_imports(self) -> None:
+        """Fix what the run's guests import, now that collection has imported
+        the tests' modules (unless an early boot fixed it already), and record
+        it for the project's next run. What is recorded only grows, so the
+        next run's bundle, and the reuse key of the VMs this one keeps, stay
+        the same until a test imports something new."""
+        now = bundle.imported(self.config.rootpath)
+        if self.imports is None:
+            self.imports = sorted(set(bundle.recall(self.config.rootpath)) | set(now))
+        bundle.remember(self.config.rootpath, sorted(set(self.imports) | set(now)))
 
     def materialize(self, target: Target) -> None:
         """Fetch (or build) one target's kernel now: annotated C files are built
@@ -173,6 +221,7 @@ class HostRun:
         self.decided = True
         if any(target_of(item) is not None for item in items):
             self.prepare()
+            self.note_imports()
         configs: dict[str, Optional[dict[str, str]]] = {}
         for item in items:
             target = target_of(item)
@@ -189,6 +238,8 @@ class HostRun:
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
                 item.stash[dispatch.SKIP_ON_HOST] = True
+        for target_id in [t for t in self.early if t not in self.files]:
+            self.early.pop(target_id).kill()  # booted early for tests -k or --lf left out
 
     # -- running ---------------------------------------------------------
 
@@ -249,7 +300,10 @@ class HostRun:
     # -- kept VMs (--bpfvm-reuse) ------------------------------------------
 
     def attach_kept(self, target: Target) -> Optional[Vm]:
-        """A kept VM of this run's configuration, attached; None if there is none free."""
+        """A kept VM of this run's configuration, attached; None if there is none
+        free, or if this run has been booting its own since before collection."""
+        if target.id in self.early:
+            return None
         vm = self.new_vm(target)
         key = vm.reuse_key()
         for directory, record in kept.entries():
@@ -346,18 +400,34 @@ class HostRun:
         return compat.kernel_properties(target, accel_used)
 
     def new_vm(self, target: Target) -> Vm:
-        opts = launch.vm_options(self.config, self.accel)
+        """The target's VM, not started: the one booting since before collection
+        (launch_early), with the spec collection made, or a new one."""
         spec = launch.guest_spec(self.config, target, list(self.files.get(target.id, ())))
-        boot = launch.boot_spec()
+        early = self.early.pop(target.id, None)
+        if early is not None:
+            early.guest_spec = spec
+            return early
+        opts = launch.vm_options(self.config, self.accel)
+        if self.imports is None:  # note_imports fixes it after collection; one per run
+            self.imports = bundle.imported(self.config.rootpath)
+        boot = launch.boot_spec(name for name, _ in self.imports)
         if target.foreign:
             opts.accel = "tcg"  # KVM runs the host's arch only
             root = launch.foreign_root(self.config, target, self.roots[target.arch])
             return Vm(target, opts, spec, foreign=root, boot=boot)
-        return Vm(target, opts, spec, bundle.for_this_process(self.config.rootpath), boot=boot)
+        if self._prelude is None:
+            self._prelude = bundle.prelude(self.imports)
+        return Vm(target, opts, spec, self._prelude, boot=boot)
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+        self.kill_early()
 
     def kill_all(self) -> None:
         self.pool.kill_all()
+        self.kill_early()
+
+    def kill_early(self) -> None:
+        while self.early:
+            self.early.popitem()[1].kill()
 

@@ -80,12 +80,9 @@ def remembered(state: Path, run_probe: Callable[[], tuple[bool, str, bool]],
     (10 s) before falling back; that was paid by every pytest run.
     """
     key = _host_key(device)
-    try:
-        saved = json.loads(state.read_text())
-        if saved["key"] == key and not fresh:
-            return saved["works"], f"{saved['detail']}; probed earlier in this boot"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    saved = None if fresh else _saved(state, key)
+    if saved is not None:
+        return saved["works"], f"{saved['detail']}; probed earlier in this boot"
     works, detail, clear = run_probe()
     if not clear:
         return works, f"{detail}; not remembered, the next run probes again"
@@ -97,6 +94,32 @@ def remembered(state: Path, run_probe: Callable[[], tuple[bool, str, bool]],
     except OSError:
         pass  # not remembered: the next run probes again
     return works, detail
+
+
+def _saved(state: Path, key: str) -> Optional[dict]:
+    """The remembered verdict when it is for this host's boot, device and QEMU."""
+    try:
+        saved = json.loads(state.read_text())
+        if saved["key"] == key and isinstance(saved["works"], bool) \
+                and isinstance(saved["detail"], str):
+            return saved
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def settled(requested: str, device: str = "/dev/kvm",
+            state: Optional[Path] = None) -> Optional[str]:
+    """The accelerator choose() picks, when it can be told without a probe (a
+    run that boots before it collects must not probe for tests it may not have)."""
+    usable = kvm_device_usable(device)
+    if requested != "auto" or not usable:
+        try:
+            return decide(requested, usable, lambda: (False, ""))[0]
+        except ValueError:
+            return None
+    saved = _saved(state or cache.cache_dir() / STATE, _host_key(device))
+    return None if saved is None else "kvm" if saved["works"] else "tcg"
 
 
 def _host_key(device: str) -> str:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import py_compile
 import shlex
 import sys
 import tarfile
 import tempfile
+import types
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -182,12 +184,60 @@ def for_guest(modules: Iterable[object], project: Path) -> list[object]:
     return outside
 
 
-def for_this_process(project: Path) -> str:
-    """The guest prelude for what this pytest process has imported that the
-    guest will ("" if nothing)."""
-    modules = for_guest(list(sys.modules.values()), Path(os.path.abspath(project)))
+Imports = list[tuple[str, str]]  # (module name, file) of what a guest will import
+
+
+def imported(project: Path) -> Imports:
+    """What this pytest process has imported that its guests will."""
+    found = set()
+    for module in for_guest(list(sys.modules.values()), Path(os.path.abspath(project))):
+        name, path = getattr(module, "__name__", None), getattr(module, "__file__", None)
+        if isinstance(name, str) and isinstance(path, str):
+            found.add((name, os.path.abspath(path)))
+    return sorted(found)
+
+
+def prelude(modules: Imports) -> str:
+    """The guest prelude that lays a bundle of modules' files over their roots
+    ("" if it cannot be made: the guest then imports from the share)."""
     try:
-        tar, roots = build(module_roots(modules))
+        tar, roots = build(module_roots(types.SimpleNamespace(__name__=name, __file__=path)
+                                        for name, path in modules))
     except (OSError, ValueError, tarfile.TarError):
         return ""
     return guest_prelude(tar, roots)
+
+
+def _record(project: Path) -> Path:
+    key = hashlib.sha256(f"{FORMAT!r}\0{os.path.abspath(project)}\0{sys.executable}\0"
+                         f"{PACKAGE_DIR}".encode()).hexdigest()[:24]
+    return cache.cache_dir() / "bundles" / f"imports-{key}.json"
+
+
+def remember(project: Path, modules: Imports) -> None:
+    """Record what this run's guests import, for the project's next run: it
+    boots with them before its own collection has imported anything."""
+    path = _record(project)
+    text = json.dumps(modules)
+    try:
+        if path.exists() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the next run collects before it boots, as a first run does
+
+
+def recall(project: Path) -> Imports:
+    """What the project's runs recorded with remember(), where the files are
+    still there (empty if nothing)."""
+    try:
+        data = json.loads(_record(project).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, list):
+        return []
+    return [(pair[0], pair[1]) for pair in data if isinstance(pair, list) and len(pair) == 2
+            and all(isinstance(part, str) for part in pair) and os.path.isfile(pair[1])]

@@ -132,6 +132,13 @@ def entries() -> list[tuple[Path, Optional[Record]]]:
     return [(d, Record.load(d)) for d in sorted(vms_dir().iterdir()) if d.is_dir()]
 
 
+def unclaimed(key: str) -> bool:
+    """Whether a VM of this reuse key is registered and no run has it: idle, or
+    gone while idle (which attaching reports). A look: nothing is claimed."""
+    return any(record is not None and record.key == key and record.state != "busy"
+               for _, record in entries())
+
+
 def leash_alive(directory: Path, pid: int) -> bool:
     """Whether pid is still the leash of the VM in directory (not a reused pid)."""
     try:

@@ -195,16 +195,29 @@ class Vm:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        """Boot the guest and wait for its worker; VmError if it fails. Nothing
-        is left of a boot that did not finish (Ctrl-C included)."""
+        """Boot the guest (if launch() has not already) and wait for its worker;
+        VmError if it fails. Nothing is left of a boot that did not finish
+        (Ctrl-C included)."""
         try:
-            self._start()
+            if self.leash is None:
+                self._launch()
+            self._finish()
         except BaseException:
             self.kill()
             raise
 
-    def _start(self) -> None:
-        started = self._started = time.monotonic()
+    def launch(self) -> None:
+        """Start booting and return at once: the guest boots while the host
+        goes on (collecting tests); start() later waits for it. The guest
+        spec is needed only then, and may be replaced until then."""
+        try:
+            self._launch()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _launch(self) -> None:
+        self._started = time.monotonic()
         self.opts.logdir.mkdir(parents=True, exist_ok=True)
         keeping = self.opts.keep_idle is not None
         self.rundir = Path(tempfile.mkdtemp(prefix="bpfvm-", dir=kept.vms_dir() if keeping else None))
@@ -234,11 +247,14 @@ class Vm:
         self.log_path.write_text(f"$ {' '.join(cmd)}\n")
         self.leash = Leash(cmd, self.rundir, self.log_path, env, cwd=str(self.rundir))
         self.proc = self.leash.proc
-        deadline = started + self.opts.boot_timeout
-        self._connect(sock_path, deadline)
+
+    def _finish(self) -> None:
+        assert self.rundir is not None
+        deadline = self._started + self.opts.boot_timeout
+        self._connect(self.rundir / "chan.sock", deadline)
         self._session(deadline)
-        self.booted = time.monotonic() - started
-        if keeping:
+        self.booted = time.monotonic() - self._started
+        if self.opts.keep_idle is not None:
             self.record = kept.Record(
                 key=self.reuse_key(), target=self.target.id, release=self.ready["release"],
                 leash=self.leash.proc.pid, cpus=self.opts.cpus, memory=self.opts.memory,
