@@ -49,13 +49,14 @@ def bare_vng(target: Target, accel: str) -> float:
 
 
 def pytest_run(workdir: Path, kernel: str, accel: str, tests: Sequence[str],
-               *extra: str) -> dict:
-    """One pytest run of test_trivial.py; its wall time and when each result arrived."""
+               *extra: str, path: str = "test_trivial.py") -> dict:
+    """One pytest run of tests in path (all of path's, if none are named); its
+    wall time and when each result arrived."""
     times = workdir / "times.json"
     env = dict(os.environ, BPFVM_BENCH_TIMES=str(times), PYTHONPATH=str(HERE))
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "timer_plugin",
            f"--kernel={kernel}", f"--accel={accel}", *extra,
-           *(f"test_trivial.py::{t}" for t in tests)]
+           *([f"{path}::{t}" for t in tests] or [path])]
     started = time.time()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.time() - started

@@ -125,9 +125,9 @@ def test_a_projects_guest_imports_are_recalled_by_its_next_run(root, tmp_path):
     bundle.remember(project, modules)
     (root / "gone.py").unlink()
     assert bundle.recall(project) == modules[1:] and bundle.recall(other) == []
-    bundle._record(project).write_text(f'[["m", 1], ["ok", "{root}/m.py"], "junk", ["a", "b", "c"]]')
+    bundle.record_path(project).write_text(f'[["m", 1], ["ok", "{root}/m.py"], "junk", ["a", "b", "c"]]')
     assert bundle.recall(project) == [("ok", str(root / "m.py"))]
-    bundle._record(project).write_text("{not json")
+    bundle.record_path(project).write_text("{not json")
     assert bundle.recall(project) == []
 
 

@@ -27,9 +27,11 @@ class Channel:
     def receive(self) -> dict[str, Any]:
         return protocol.read_message(lambda n: os.read(self.fd, n))
 
-    def receive_waiting(self, poll: float = 0.2) -> dict[str, Any]:
+    def receive_waiting(self, poll: float = 0.05) -> dict[str, Any]:
         """The next message, waiting while no host is connected (between the
-        runs a kept VM serves, reads see the port closed)."""
+        runs a kept VM serves, and while a VM booted early waits for its
+        host to finish collecting, reads see the port closed); each poll
+        is a host's wait for its session, so it is short."""
         while True:
             try:
                 return self.receive()

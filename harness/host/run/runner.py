@@ -223,6 +223,7 @@ class HostRun:
             self.prepare()
             self.note_imports()
         configs: dict[str, Optional[dict[str, str]]] = {}
+        needed = set()  # targets with an item to run in a VM
         for item in items:
             target = target_of(item)
             if target is None:
@@ -234,12 +235,14 @@ class HostRun:
             try:
                 reason = requirements.evaluate(target, marks_of(item), configs[target.id])
             except requirements.Undecided:
-                continue
+                reason = None
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
                 item.stash[dispatch.SKIP_ON_HOST] = True
-        for target_id in [t for t in self.early if t not in self.files]:
-            self.early.pop(target_id).kill()  # booted early for tests -k or --lf left out
+            elif target.in_vm:
+                needed.add(target.id)
+        for target_id in set(self.early) - needed:
+            self.early.pop(target_id).kill()  # booted early for tests -k, --lf or skips left out
 
     # -- running ---------------------------------------------------------
 

@@ -208,7 +208,8 @@ def prelude(modules: Imports) -> str:
     return guest_prelude(tar, roots)
 
 
-def _record(project: Path) -> Path:
+def record_path(project: Path) -> Path:
+    """Where remember() keeps a project's record (per project, Python and bpfvm)."""
     key = hashlib.sha256(f"{FORMAT!r}\0{os.path.abspath(project)}\0{sys.executable}\0"
                          f"{PACKAGE_DIR}".encode()).hexdigest()[:24]
     return cache.cache_dir() / "bundles" / f"imports-{key}.json"
@@ -217,7 +218,7 @@ def _record(project: Path) -> Path:
 def remember(project: Path, modules: Imports) -> None:
     """Record what this run's guests import, for the project's next run: it
     boots with them before its own collection has imported anything."""
-    path = _record(project)
+    path = record_path(project)
     text = json.dumps(modules)
     try:
         if path.exists() and path.read_text() == text:
@@ -234,7 +235,7 @@ def recall(project: Path) -> Imports:
     """What the project's runs recorded with remember(), where the files are
     still there (empty if nothing)."""
     try:
-        data = json.loads(_record(project).read_text())
+        data = json.loads(record_path(project).read_text())
     except (OSError, ValueError):
         return []
     if not isinstance(data, list):
