@@ -73,6 +73,21 @@ def test_a_second_run_attaches_and_runs_the_files_as_they_are_now(reuse):
     assert re.search(rf"^{re.escape(VM_KERNEL)}\s+\S+\s+.*\s2\s+1G\s", listing, re.M), listing
 
 
+def test_what_a_run_imported_of_scapy_the_next_run_has_imported_already(reuse):
+    reuse.write(BOOT_ID + """
+        import sys
+        def test_imports_scapy_inside_the_test():
+            boot_id()
+            print("HAD", "scapy.layers.inet" in sys.modules)
+            import scapy.layers.inet
+    """)
+    first = reuse.run("--bpfvm-reuse")
+    assert first.returncode == 0 and KEPT in first.output.splitlines()[-1], first.output
+    second = reuse.run("--bpfvm-reuse")
+    assert second.returncode == 0 and boot_ids(second) == boot_ids(first), second.output
+    assert re.findall(r"^HAD (\S+)$", first.output + second.output, re.M) == ["False", "True"]
+
+
 def test_what_a_session_leaves_in_its_own_namespaces_goes_with_it(reuse):
     reuse.write(BOOT_ID + """
         import subprocess

@@ -38,6 +38,14 @@ SESSION_MODULES = ("readline", "pdb", "faulthandler", "gzip", "_pytest._argcompl
                    "bpfvm.items", "bpfvm.annotated", "bpfvm.kconfig", "bpfvm.target",
                    "bpfvm.requirements", "bpfvm.properties", "bpfvm.vlog")
 
+# Of these libraries, what a session imported the parent imports once the
+# session has ended, so that a kept VM's next run starts with it: tests that
+# import scapy's layers inside a test function (the host never imports
+# them) paid seconds for them at every run under TCG. Only these: their
+# imports do not depend on where the test imported them (a namespace, a
+# fixture's environment), and bpfvm's guest side is bpfvm's own.
+LEARNED = ("scapy", "pyroute2", "bpfvm")
+
 
 def find_port(name: str, timeout: float = 30.0) -> str:
     """/dev/vportNpM of the virtio-serial port called name."""
@@ -103,7 +111,7 @@ def main(argv: list[str]) -> int:
         if failure:
             link.send({"ev": Ev.ERROR, "error": failure})
             return 1
-        status = run_session(link, protocol.GuestSpec.from_dict(message["spec"]))
+        status, imported = run_session(link, protocol.GuestSpec.from_dict(message["spec"]))
         if status == POWER_OFF:
             return 0
         if status == FAILED:
@@ -112,20 +120,34 @@ def main(argv: list[str]) -> int:
             link.send({"ev": Ev.ERROR, "error": f"the guest's pytest ended abnormally ({status})"})
             return 1
         link.send({"ev": Ev.ENDED, "leftovers": leftovers.check(baseline)})
+        preload(imported)  # while the VM waits for its next run
 
 
-def run_session(link, spec: protocol.GuestSpec) -> object:
-    """Run one session in a child; its exit status (POWER_OFF, KEEP), or how it died."""
-    pid = os.fork()
-    if pid == 0:
-        os._exit(_child(link, spec))
-    _, status = os.waitpid(pid, 0)
+def run_session(link, spec: protocol.GuestSpec) -> tuple[object, list[str]]:
+    """Run one session in a child: its exit status (POWER_OFF, KEEP) or how it
+    died, and the modules of LEARNED it imported (told on a memfd: no mount a
+    test made hides it, and nothing the test started can hold it open)."""
+    told = os.memfd_create("bpfvm-session-imports")
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(link, spec, told))
+        _, status = os.waitpid(pid, 0)
+        imported = os.pread(told, 1 << 20, 0).decode(errors="replace").split()
+    finally:
+        os.close(told)
     if os.WIFEXITED(status):
-        return os.WEXITSTATUS(status)
-    return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+        return os.WEXITSTATUS(status), imported
+    how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+    return how, []
 
 
-def _child(link, spec: protocol.GuestSpec) -> int:
+def _tell_imports(fd: int) -> None:
+    names = [name for name in sys.modules if name.split(".")[0] in LEARNED]
+    os.pwrite(fd, "\n".join(names).encode(), 0)
+
+
+def _child(link, spec: protocol.GuestSpec, told: int) -> int:
     from .session import GuestSession
 
     try:
@@ -142,7 +164,10 @@ def _child(link, spec: protocol.GuestSpec) -> int:
             link.send({"ev": Ev.ERROR, "error": f"the guest's pytest exited ({code!s}) before "
                                                 f"running tests; its output is on the console"})
             return FAILED
-        return KEEP if guest.ending == Op.END else POWER_OFF
+        if guest.ending == Op.END:
+            _tell_imports(told)
+            return KEEP
+        return POWER_OFF
     except BaseException:  # noqa: BLE001 - the host is told, whatever it was
         link.send({"ev": Ev.ERROR, "error": f"guest session failed: {traceback.format_exc()}"})
         return FAILED

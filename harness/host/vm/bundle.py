@@ -209,9 +209,9 @@ def prelude(modules: Imports) -> str:
 
 
 def record_path(project: Path) -> Path:
-    """Where remember() keeps a project's record (per project, Python and bpfvm)."""
-    key = hashlib.sha256(f"{FORMAT!r}\0{os.path.abspath(project)}\0{sys.executable}\0"
-                         f"{PACKAGE_DIR}".encode()).hexdigest()[:24]
+    """Where remember() keeps a project's record (per project, Python environment and bpfvm)."""
+    key = hashlib.sha256(f"{FORMAT!r}\0{os.path.abspath(project)}\0{sys.prefix}\0"
+                         f"{sys.implementation.cache_tag}\0{PACKAGE_DIR}".encode()).hexdigest()[:24]
     return cache.cache_dir() / "bundles" / f"imports-{key}.json"
 
 
