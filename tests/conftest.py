@@ -20,6 +20,11 @@ from typing import Optional, Sequence
 
 import pytest
 
+# Imported here, once for every test module: pytester's in-process runs drop
+# the modules each run imported, and a host module imported anew by a later
+# run raises exception classes an older module's except clause does not name.
+import bpfvm.host.run.runner  # noqa: F401
+
 VM_KERNEL = os.environ.get("BPFVM_TEST_KERNEL", "6.12")
 # Wrong on purpose, half of it: test_vm_annotated runs it in a project of its own.
 collect_ignore = ["annotated"]

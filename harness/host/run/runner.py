@@ -132,11 +132,13 @@ class HostRun:
         self.early[target.id] = vm
 
     def note_imports(self) -> None:
-        """Fix what the run's guests import, now that collection has imported
-        the tests' modules (unless an early boot fixed it already), and record
-        it for the project's next run. What is recorded only grows, so the
-        next run's bundle, and the reuse key of the VMs this one keeps, stay
-        the same until a test imports something new."""
+        """Fix what the run's guests import, once collection has imported the
+        tests' modules (unless an early boot fixed it already), and record it
+        for the project's next run. Called as each VM is made, after what
+        making one imports: a run that boots early has imported that before
+        it collects. What is recorded only grows, so the next run's bundle,
+        and the reuse key of the VMs this one keeps, stay the same until a
+        test imports something new."""
         now = bundle.imported(self.config.rootpath)
         if self.imports is None:
             self.imports = sorted(set(bundle.recall(self.config.rootpath)) | set(now))
@@ -221,7 +223,6 @@ class HostRun:
         self.decided = True
         if any(target_of(item) is not None for item in items):
             self.prepare()
-            self.note_imports()
         configs: dict[str, Optional[dict[str, str]]] = {}
         needed = set()  # targets with an item to run in a VM
         for item in items:
@@ -406,13 +407,12 @@ class HostRun:
         """The target's VM, not started: the one booting since before collection
         (launch_early), with the spec collection made, or a new one."""
         spec = launch.guest_spec(self.config, target, list(self.files.get(target.id, ())))
+        opts = launch.vm_options(self.config, self.accel)
+        self.note_imports()
         early = self.early.pop(target.id, None)
         if early is not None:
             early.guest_spec = spec
             return early
-        opts = launch.vm_options(self.config, self.accel)
-        if self.imports is None:  # note_imports fixes it after collection; one per run
-            self.imports = bundle.imported(self.config.rootpath)
         boot = launch.boot_spec(name for name, _ in self.imports)
         if target.foreign:
             opts.accel = "tcg"  # KVM runs the host's arch only
