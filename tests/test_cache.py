@@ -137,3 +137,21 @@ def test_tree_digest_is_unchanged_from_the_os_walk_one(tmp_path):
             if not full.is_symlink():
                 h.update(f"{full.relative_to(tmp_path)}\0{full.stat().st_size}\n".encode())
     assert cache.tree_digest(tmp_path) == h.hexdigest()
+
+
+def test_a_kernel_can_be_looked_up_in_the_cache_without_fetching(cachedir):
+    from bpfvm.host.kernels import catalog, resolve
+
+    entries = catalog.load()
+    target = resolve.parse("6.1", "x86_64", entries)
+    assert resolve.materialize(target, entries, progress=pytest.fail,
+                               fetch_missing=False) is False
+    assert target.vmlinuz is None
+    assert not cache.kernels_dir().exists() or not any(cache.kernels_dir().iterdir())
+    entry = make_entry(cache.kernels_dir() / catalog.lookup(entries, "6.1", "x86_64").key)
+    manifest = json.loads((entry / cache.MANIFEST).read_text())
+    manifest.update(version="6.1.140", vmlinuz="boot/vmlinuz-6.1.0-9-amd64",
+                    config="boot/config-6.1.0-9-amd64")
+    (entry / cache.MANIFEST).write_text(json.dumps(manifest))
+    assert resolve.materialize(target, entries, progress=pytest.fail, fetch_missing=False)
+    assert target.vmlinuz == str(entry / "boot/vmlinuz-6.1.0-9-amd64")

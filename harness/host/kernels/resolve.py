@@ -72,15 +72,20 @@ def materialize(target: Target, entries: list[catalog.Entry],
     if it is not there (with fetch_missing); whether the target is ready."""
     if target.kind not in ("catalog", "built") or target.vmlinuz:
         return True
+    entry_dir: Optional[Path]
     if target.kind == "built":
         line, flavour = catalog.split_built(target.name, catalog.load_flavours())
         entry = catalog.lookup(entries, line, target.arch)
-        entry_dir = buildcache.cached(line, flavour, target.arch) if not fetch_missing \
-            else buildcache.build(entry, flavour, progress=progress, refresh=False)
+        if fetch_missing:
+            entry_dir = buildcache.build(entry, flavour, progress=progress, refresh=False)
+        else:
+            entry_dir = buildcache.cached(line, flavour, target.arch)
     else:
         entry = catalog.lookup(entries, target.name, target.arch)
-        entry_dir = fetch.cached(entry) if not fetch_missing \
-            else fetch.fetch(entry, progress=progress, refresh=False)
+        if fetch_missing:
+            entry_dir = fetch.fetch(entry, progress=progress, refresh=False)
+        else:
+            entry_dir = fetch.cached(entry)
     if entry_dir is None:
         return False
     manifest = cache.read_manifest(entry_dir)
